@@ -1,0 +1,50 @@
+"""keras_forget: make a trained Keras model forget a class, or prune itself.
+
+Scores weights (grad×weight, Optimal Brain Damage, Fisher, magnitude), selects
+what to prune, holds the masks through fine-tuning (tfmot wrappers for tf_keras
+models, mask constraints for Keras 3 models) and exports a stripped, sparse
+SavedModel and TFLite file.
+"""
+
+from keras_forget import datasets, scores, selection
+from keras_forget.api import Result, prune, prune_for_class
+from keras_forget.errors import (
+    ExportError,
+    InvalidArgumentError,
+    KerasForgetError,
+    NonFiniteError,
+    NotPrunableError,
+    UnsupportedLayerError,
+)
+from keras_forget.export import ExportReport, export
+from keras_forget.metrics import Evaluation, evaluate
+from keras_forget.report import Report
+from keras_forget.surgery.masking import mask_model, masks_of, strip
+from keras_forget.training import FineTune
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Evaluation",
+    "ExportError",
+    "ExportReport",
+    "FineTune",
+    "InvalidArgumentError",
+    "KerasForgetError",
+    "NonFiniteError",
+    "NotPrunableError",
+    "Report",
+    "Result",
+    "UnsupportedLayerError",
+    "__version__",
+    "datasets",
+    "evaluate",
+    "export",
+    "mask_model",
+    "masks_of",
+    "prune",
+    "prune_for_class",
+    "scores",
+    "selection",
+    "strip",
+]

@@ -1,0 +1,299 @@
+"""The verbs: :func:`prune_for_class` (forgetting) and :func:`prune` (compression).
+
+Both run the same stages — scores → selection → masking → (fine-tuning) — and
+return a :class:`Result`; the model passed in is never changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from keras_forget import _keras, scoring, selection
+from keras_forget.data import Data, first_batch
+from keras_forget.errors import InvalidArgumentError, NonFiniteError
+from keras_forget.metrics import Evaluation, evaluate
+from keras_forget.report import Report
+from keras_forget.scores import Objective
+from keras_forget.scores import get as get_score
+from keras_forget.scores.objective import outputs_are_probabilities
+from keras_forget.surgery import masking
+from keras_forget.surgery.registry import prunable_weights
+from keras_forget.training import FineTune, fine_tune, without_classes
+
+#: Defaults of :func:`prune_for_class`, chosen from ``benchmarks/forget_digits.py``.
+FORGET_METHOD = "gradxweight"
+FORGET_AMOUNT = 0.01
+FORGET_FLOOR = 0.1
+
+
+@dataclasses.dataclass
+class Result:
+    """What a pruning call returns.
+
+    Attributes:
+        model: the new, masked model (mask constraints on Keras 3, tfmot
+            wrappers on tf_keras; :func:`keras_forget.strip` or
+            :func:`keras_forget.export` removes them).
+        masks: ``{weight key: bool array}``, ``False`` = pruned.
+        report: a :class:`~keras_forget.report.Report`.
+    """
+
+    model: Any
+    masks: dict[str, np.ndarray]
+    report: Report
+
+
+def _targets(target_class: Any, classes: int) -> tuple[int, ...]:
+    values = [target_class] if isinstance(target_class, (int, np.integer)) else target_class
+    try:
+        targets = tuple(int(c) for c in values)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"`target_class` must be an int or a list of ints, got {target_class!r}."
+        ) from None
+    if not targets:
+        raise InvalidArgumentError("`target_class` is empty: name at least one class.")
+    for c in targets:
+        if not 0 <= c < classes:
+            raise InvalidArgumentError(
+                f"`target_class` {c} is outside the model's {classes} outputs (0..{classes - 1})."
+            )
+    if len(set(targets)) == classes:
+        raise InvalidArgumentError("`target_class` names every class: nothing would be retained.")
+    return targets
+
+
+def _check_model(model: Any) -> int:
+    """Validates the model; returns its number of outputs."""
+    _keras.flavor(model)  # TypeError if not a Keras model
+    if not model.built:
+        raise InvalidArgumentError("`model` is not built: call it on data or build() it first.")
+    weights = prunable_weights(model)
+    for key, w in weights.items():
+        if not np.all(np.isfinite(w.variable.numpy())):
+            raise NonFiniteError(f"`model` weight {key!r} contains NaN or infinity.")
+    return int(model.output_shape[-1])
+
+
+def _check_batch(model: Any, data: Data, classes: int, name: str = "data") -> bool:
+    """Checks the first batch against the model; returns whether outputs are logits."""
+    rank = len(model.input_shape)
+    x, y = first_batch(data, 32, input_rank=rank, name=name)
+    expected = tuple(model.input_shape[1:])
+    if len(x.shape) != rank or any(e is not None and e != a for e, a in zip(expected, x.shape[1:])):
+        raise InvalidArgumentError(
+            f"`{name}`: inputs of shape {x.shape[1:]} do not match the model's input {expected}."
+        )
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise InvalidArgumentError(
+            f"`{name}`: labels must be in 0..{classes - 1} for a model with {classes} outputs; "
+            f"found {int(y.min())}..{int(y.max())}."
+        )
+    out = np.asarray(model(x, training=False))
+    if out.ndim != 2 or out.shape[-1] != classes:
+        raise InvalidArgumentError(f"`model` must output (batch, classes); got {out.shape}.")
+    return not outputs_are_probabilities(out)
+
+
+def _present(data: Data, targets: Sequence[int]) -> None:
+    """For array data, checks that the target classes have examples (cheap, before work)."""
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        y = np.asarray(data[1])
+        labels = y.argmax(-1) if y.ndim >= 2 and y.shape[-1] > 1 else y.reshape(-1)
+        missing = [c for c in targets if not np.any(labels == c)]
+        if missing:
+            raise InvalidArgumentError(f"`data` has no example of target class(es) {missing}.")
+
+
+def _evaluate(model: Any, data: Data | None, targets: tuple[int, ...]) -> Evaluation | None:
+    return None if data is None else evaluate(model, data, targets or None)
+
+
+def prune_for_class(
+    model: Any,
+    data: Data,
+    target_class: int | Sequence[int],
+    *,
+    method: Any = FORGET_METHOD,
+    amount: float = FORGET_AMOUNT,
+    scope: str = "global",
+    floor: float = FORGET_FLOOR,
+    fine_tune: FineTune | None = None,
+    eval_data: Data | None = None,
+    batch_size: int = 64,
+    verbose: bool = True,
+) -> Result:
+    """Makes a classifier forget one or more classes by pruning the weights specific to them.
+
+    Each weight is scored on the examples of the target classes and, in the
+    same pass, on the rest; :func:`keras_forget.selection.contrast` ranks the
+    weights by how much more they serve the target than the rest, and the top
+    ``amount`` are pruned.
+
+    Args:
+        model: a trained Keras 3 or tf_keras classifier (logits or softmax).
+        data: labelled ``(x, y)`` or a ``tf.data.Dataset`` (integer or one-hot
+            labels), containing the classes to forget and the rest.
+        target_class: the class or classes to forget.
+        method: score name (``keras_forget.scores.names()``), config or instance.
+        amount: fraction in (0, 1) of prunable weights to prune.
+        scope: ``"global"`` (rank all weights together) or ``"layer"``.
+        floor: the contrast's floor (see :func:`keras_forget.selection.contrast`).
+        fine_tune: optional :class:`FineTune`; by default on ``data`` without
+            the target classes.
+        eval_data: data for the report's accuracies (default: ``data``).
+        batch_size: scoring batch size.
+        verbose: show progress.
+
+    Returns:
+        A :class:`Result` with the new model, its masks and a report.
+
+    Raises:
+        InvalidArgumentError: a bad argument (named in the message).
+        UnsupportedLayerError: a layer that cannot be pruned.
+        NotPrunableError: a model with no prunable weight.
+        NonFiniteError: NaN or infinite weights or scores.
+    """
+    classes = _check_model(model)
+    targets = _targets(target_class, classes)
+    selection.check_amount(amount)
+    selection.check_scope(scope)
+    score = get_score(method)
+    from_logits = _check_batch(model, data, classes)
+    if eval_data is not None:
+        _check_batch(model, eval_data, classes, "eval_data")
+    _present(data, targets)
+    objective = Objective(from_logits=from_logits)
+
+    def choose() -> dict[str, np.ndarray]:
+        if not score.needs_data:
+            ranked = scoring.score(model, None, score, objective, verbose=verbose)
+        else:
+            forget, retain = scoring.score_split(
+                model, data, score, objective, targets, batch_size=batch_size, verbose=verbose
+            )
+            ranked = selection.contrast(forget, retain, floor=floor)
+        return selection.select(ranked, amount, scope=scope, highest=True)
+
+    return _run(
+        model,
+        data,
+        choose,
+        score.name,
+        amount,
+        scope,
+        targets,
+        from_logits,
+        fine_tune,
+        eval_data,
+        verbose,
+    )
+
+
+def prune(
+    model: Any,
+    data: Data | None = None,
+    *,
+    sparsity: float = 0.5,
+    method: Any = "magnitude",
+    scope: str = "global",
+    fine_tune: FineTune | None = None,
+    eval_data: Data | None = None,
+    batch_size: int = 64,
+    verbose: bool = True,
+) -> Result:
+    """Compresses a model by pruning the ``sparsity`` fraction of least salient weights.
+
+    Args:
+        model: a trained Keras 3 or tf_keras classifier.
+        data: labelled data for data-driven scores (``obd``, ``fisher``,
+            ``gradxweight``); may be None for ``magnitude`` and ``random``.
+        sparsity: fraction in [0, 1) of prunable weights to prune.
+        method: score name, config or instance.
+        scope: ``"global"`` or ``"layer"``.
+        fine_tune: optional :class:`FineTune` (by default on ``data``).
+        eval_data: data for the report's accuracies (default: ``data``).
+        batch_size: scoring batch size.
+        verbose: show progress.
+
+    Returns:
+        A :class:`Result`.
+
+    Raises:
+        InvalidArgumentError: a bad argument (named in the message).
+    """
+    classes = _check_model(model)
+    selection.check_amount(sparsity, "sparsity", allow_zero=True)
+    selection.check_scope(scope)
+    score = get_score(method)
+    if data is None and (score.needs_data or fine_tune is not None and fine_tune.data is None):
+        raise InvalidArgumentError(f"`data` is required for method {score.name!r} / fine-tuning.")
+    from_logits = True
+    if data is not None:
+        from_logits = _check_batch(model, data, classes)
+    objective = Objective(from_logits=from_logits, target="log_likelihood")
+
+    def choose() -> dict[str, np.ndarray]:
+        ranked = scoring.score(
+            model, data, score, objective, batch_size=batch_size, verbose=verbose
+        )
+        return selection.select(ranked, sparsity, scope=scope, highest=False)
+
+    return _run(
+        model,
+        data,
+        choose,
+        score.name,
+        sparsity,
+        scope,
+        (),
+        from_logits,
+        fine_tune,
+        eval_data,
+        verbose,
+    )
+
+
+def _run(
+    model: Any,
+    data: Data | None,
+    choose: Callable[[], dict[str, np.ndarray]],
+    method: str,
+    amount: float,
+    scope: str,
+    targets: tuple[int, ...],
+    from_logits: bool,
+    tune: FineTune | None,
+    eval_data: Data | None,
+    verbose: bool,
+) -> Result:
+    """The shared stages after validation: select, mask, fine-tune, evaluate."""
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    masks = choose()
+    seconds["scoring"] = time.perf_counter() - start
+    tick = time.perf_counter()
+    masked = masking.mask_model(model, masks)
+    seconds["masking"] = time.perf_counter() - tick
+    check = eval_data if eval_data is not None else data
+    before = _evaluate(model, check, targets)
+    after = _evaluate(masked, check, targets)
+    tuned = None
+    if tune is not None:
+        tick = time.perf_counter()
+        train = tune.data if tune.data is not None else without_classes(data, targets)
+        fine_tune(masked, tune, train, from_logits=from_logits, verbose=verbose)
+        seconds["fine_tune"] = time.perf_counter() - tick
+        tuned = _evaluate(masked, check, targets)
+    seconds["total"] = time.perf_counter() - start
+    pruned = sum(int(m.size - np.count_nonzero(m)) for m in masks.values())
+    total = sum(int(m.size) for m in masks.values())
+    report = Report(
+        method, float(amount), scope, targets, pruned, total, before, after, tuned, seconds
+    )
+    return Result(masked, masks, report)

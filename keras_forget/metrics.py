@@ -1,0 +1,105 @@
+"""Forget and retain accuracy, per-class accuracy.
+
+*Forget accuracy* is the accuracy on examples of the forgotten class(es) and
+*retain accuracy* the accuracy on all other examples: the accuracies
+themselves, not their drops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix
+
+from keras_forget.data import Data, batches
+from keras_forget.errors import InvalidArgumentError
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """Accuracies of a classifier on labelled data.
+
+    Attributes:
+        accuracy: over all examples.
+        per_class: ``{class: accuracy on that class's examples}`` (recall).
+        forget_accuracy: accuracy on the target classes' examples (None
+            without targets).
+        retain_accuracy: accuracy on every other example (None without targets).
+        target_classes: the classes treated as forgotten.
+    """
+
+    accuracy: float
+    per_class: dict[int, float]
+    forget_accuracy: float | None = None
+    retain_accuracy: float | None = None
+    target_classes: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def predict_labels(model: Any, data: Data, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(true labels, predicted labels)`` over ``data``, batch by batch."""
+    rank = len(model.input_shape) if not isinstance(model.input_shape, list) else None
+    truth, predicted = [], []
+    for x, y in batches(data, batch_size, input_rank=rank, name="data"):
+        out = np.asarray(model(x, training=False))
+        truth.append(y)
+        predicted.append(out.argmax(axis=-1))
+    return np.concatenate(truth), np.concatenate(predicted)
+
+
+def _targets(target_class: int | Sequence[int] | None) -> tuple[int, ...]:
+    if target_class is None:
+        return ()
+    if isinstance(target_class, (int, np.integer)):
+        return (int(target_class),)
+    return tuple(int(c) for c in target_class)
+
+
+def accuracies(
+    truth: np.ndarray, predicted: np.ndarray, classes: int, target_class: Any = None
+) -> Evaluation:
+    """Builds an :class:`Evaluation` from labels (pure array code)."""
+    targets = _targets(target_class)
+    matrix = confusion_matrix(truth, predicted, labels=list(range(classes)))
+    support = matrix.sum(axis=1)
+    per_class = {c: float(matrix[c, c] / support[c]) for c in range(classes) if support[c] > 0}
+    result = Evaluation(float(accuracy_score(truth, predicted)), per_class, target_classes=targets)
+    if not targets:
+        return result
+    forget = np.isin(truth, targets)
+    fa = float(accuracy_score(truth[forget], predicted[forget])) if forget.any() else float("nan")
+    ra = (
+        float(accuracy_score(truth[~forget], predicted[~forget]))
+        if (~forget).any()
+        else float("nan")
+    )
+    return dataclasses.replace(result, forget_accuracy=fa, retain_accuracy=ra)
+
+
+def evaluate(model: Any, data: Data, target_class: int | Sequence[int] | None = None) -> Evaluation:
+    """Accuracy, per-class accuracy, and forget/retain accuracy of a classifier.
+
+    Args:
+        model: a Keras 3 or tf_keras classifier (logits or probabilities).
+        data: labelled ``(x, y)`` or a ``tf.data.Dataset``.
+        target_class: the forgotten class or classes, if any.
+
+    Returns:
+        An :class:`Evaluation`.
+
+    Raises:
+        InvalidArgumentError: a target class outside the model's outputs.
+    """
+    classes = int(model.output_shape[-1])
+    for c in _targets(target_class):
+        if not 0 <= c < classes:
+            raise InvalidArgumentError(
+                f"`target_class` {c} is outside the model's {classes} outputs (0..{classes - 1})."
+            )
+    truth, predicted = predict_labels(model, data)
+    return accuracies(truth, predicted, classes, target_class)

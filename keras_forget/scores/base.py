@@ -1,0 +1,157 @@
+"""The score contract: model + batches of data -> ScoreMap.
+
+A score is a stateful object: :meth:`Score.reset` binds it to a model's
+prunable weights, :meth:`Score.update` accumulates one batch, and
+:meth:`Score.result` returns a ScoreMap, ``{weight key: array shaped like the
+weight}``, averaged over the examples seen. Memory is one accumulator per
+weight, whatever the amount of data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from keras_forget.errors import InvalidArgumentError
+from keras_forget.scores.objective import Objective
+from keras_forget.surgery.registry import PrunableWeight
+
+ScoreMap = dict[str, np.ndarray]
+
+_REGISTRY: dict[str, type[Score]] = {}
+
+
+class Score:
+    """Base class of every score.
+
+    Subclasses set ``name`` and implement :meth:`_accumulate` (data scores) or
+    :meth:`_data_free` (scores that look only at the weights).
+    """
+
+    name: ClassVar[str] = ""
+    #: Whether the score reads data; data-free scores ignore update().
+    needs_data: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            _REGISTRY[cls.name] = cls
+
+    def reset(
+        self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective
+    ) -> None:
+        """Binds the score to a model and clears its accumulators.
+
+        Args:
+            model: the model whose weights are scored.
+            weights: its prunable weights, from ``surgery.registry.prunable_weights``.
+            objective: what the model's output means (per-example log-likelihood).
+        """
+        self._model = model
+        self._weights = dict(weights)
+        self._objective = objective
+        self._sums = {k: np.zeros(w.variable.shape, np.float64) for k, w in weights.items()}
+        self._count = 0
+
+    def update(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Accumulates one batch of inputs ``x`` and integer labels ``y``."""
+        if not self.needs_data or len(x) == 0:
+            return
+        for key, value in self._accumulate(x, y).items():
+            self._sums[key] += np.asarray(value, np.float64)
+        self._count += len(x)
+
+    def result(self) -> ScoreMap:
+        """The ScoreMap: per-weight scores averaged over the examples seen.
+
+        Raises:
+            InvalidArgumentError: a data score saw no example.
+        """
+        if not self.needs_data:
+            return self._data_free()
+        if self._count == 0:
+            raise InvalidArgumentError(f"Score {self.name!r} saw no example: `data` is empty.")
+        return {k: (s / self._count).astype(np.float32) for k, s in self._sums.items()}
+
+    @property
+    def count(self) -> int:
+        """How many examples have been accumulated."""
+        return self._count
+
+    def _accumulate(self, x: np.ndarray, y: np.ndarray) -> Mapping[str, Any]:
+        """Per-weight sums over one batch."""
+        raise NotImplementedError
+
+    def _data_free(self) -> ScoreMap:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, so ``type(s).from_config(s.get_config())`` copies it."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Score:
+        return cls(**config)
+
+    def forget_variant(self) -> Score:
+        """The score used on the data to forget when contrasting it with the rest.
+
+        The same score by default; a score with a sign (``gradxweight``)
+        returns its signed form, so weights that work *against* the class to
+        forget are not picked.
+        """
+        return self.fresh()
+
+    def fresh(self) -> Score:
+        """A new, unbound score with the same configuration."""
+        return type(self).from_config(self.get_config())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def names() -> list[str]:
+    """Names of the registered scores."""
+    return sorted(_REGISTRY)
+
+
+def get(identifier: str | Mapping[str, Any] | Score) -> Score:
+    """Resolves a score from a name, a config dict or an instance.
+
+    Args:
+        identifier: ``"obd"``; ``{"class_name": "obd", "config": {...}}``; or a
+            :class:`Score` instance (returned as is).
+
+    Returns:
+        A :class:`Score`.
+
+    Raises:
+        InvalidArgumentError: unknown name or unsupported identifier type.
+    """
+    if isinstance(identifier, Score):
+        return identifier
+    if isinstance(identifier, Mapping):
+        cls = _lookup(identifier.get("class_name"))
+        return cls.from_config(identifier.get("config", {}))
+    if isinstance(identifier, str):
+        return _lookup(identifier)()
+    raise InvalidArgumentError(
+        f"`method` must be a score name, a config dict or a Score instance; got "
+        f"{type(identifier).__name__}."
+    )
+
+
+def _lookup(name: Any) -> type[Score]:
+    if name not in _REGISTRY:
+        raise InvalidArgumentError(
+            f"Unknown `method` {name!r}; valid methods: {', '.join(names())}."
+        )
+    return _REGISTRY[name]
+
+
+def serialize(score: Score) -> dict[str, Any]:
+    """The config dict that :func:`get` turns back into an equal score."""
+    return {"class_name": score.name, "config": score.get_config()}

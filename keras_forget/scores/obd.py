@@ -1,0 +1,130 @@
+"""Optimal Brain Damage saliency, ``½ · h_kk · w_k²`` (LeCun et al., 1990).
+
+``h_kk`` is the diagonal of the generalised Gauss-Newton (GGN) matrix of the
+mean cross-entropy, which is the Hessian at a well-fit minimum without its
+term in the residuals and is never negative. It is computed *exactly*, with no
+sampling: for softmax outputs the Hessian of the loss in the logits is
+``H = diag(p) − p pᵀ = A Aᵀ`` with ``A = diag(√p) − p √pᵀ``, so
+
+    diag(GGN) = Σ_n Σ_c ( ∂(a_ncᵀ z_n) / ∂w )²,
+
+one vectorised per-example gradient per class column ``a_nc`` (``A`` held
+constant). For C classes this costs C per-example gradients per example.
+
+``estimator="hutchinson"`` instead estimates the diagonal of the true Hessian
+as ``E[v ⊙ Hv]`` over Rademacher probes ``v``. It needs no softmax output
+(any ``output_fn``), but is noisy: its relative error falls only as
+``1/√probes`` and with 100 probes it correlated only about 0.5 with the exact
+diagonal on a small MLP. Prefer the default wherever the model is a classifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_forget.errors import InvalidArgumentError
+from keras_forget.scores.base import Score, ScoreMap
+from keras_forget.scores.objective import Objective
+from keras_forget.scores.per_example import reduce_per_example
+from keras_forget.surgery.registry import PrunableWeight
+
+ESTIMATORS = ("ggn", "hutchinson")
+
+
+class OBD(Score):
+    """Optimal Brain Damage saliency ``½ · h_kk · w_k²``.
+
+    Args:
+        estimator: ``"ggn"`` (exact Gauss-Newton diagonal, classifiers) or
+            ``"hutchinson"`` (stochastic Hessian diagonal, any objective).
+        probes: Rademacher probes per batch for ``"hutchinson"``.
+        seed: seed of the probes.
+    """
+
+    name = "obd"
+
+    def __init__(self, estimator: str = "ggn", probes: int = 16, seed: int = 0) -> None:
+        if estimator not in ESTIMATORS:
+            raise InvalidArgumentError(
+                f"`estimator` must be one of {ESTIMATORS}, got {estimator!r}."
+            )
+        if probes < 1:
+            raise InvalidArgumentError(f"`probes` must be >= 1, got {probes}.")
+        self.estimator, self.probes, self.seed = estimator, int(probes), int(seed)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"estimator": self.estimator, "probes": self.probes, "seed": self.seed}
+
+    def reset(
+        self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective
+    ) -> None:
+        super().reset(model, weights, objective)
+        variables = {k: w.variable for k, w in weights.items()}
+        if self.estimator == "ggn":
+            if not objective.is_classifier:
+                raise InvalidArgumentError(
+                    "OBD's exact Gauss-Newton diagonal needs a classifier; with `output_fn` "
+                    "use OBD(estimator='hutchinson')."
+                )
+            self._run = self._ggn(model, variables, objective)
+        else:
+            self._run = self._hutchinson(model, variables, objective)
+
+    @staticmethod
+    def _ggn(model: Any, variables: Mapping[str, Any], objective: Objective):
+        classes = int(model.output_shape[-1])
+
+        def pseudo_outputs(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            z = objective.log_probs(model(x, training=False))  # logits up to a constant
+            p = tf.stop_gradient(tf.exp(z))
+            sqrt_p = tf.sqrt(p)
+            a = tf.linalg.diag(sqrt_p) - p[:, :, None] * sqrt_p[:, None, :]
+            return tf.einsum("bk,bkc->bc", z, a)
+
+        def reduce(key: str, grads: tf.Tensor) -> tf.Tensor:
+            return tf.reduce_sum(tf.square(grads), axis=[0, 1])
+
+        return reduce_per_example(pseudo_outputs, variables, reduce, outputs=classes)
+
+    def _hutchinson(self, model: Any, variables: Mapping[str, Any], objective: Objective):
+        keys = list(variables)
+        var_list = [variables[k] for k in keys]
+        rng = tf.random.Generator.from_seed(self.seed)
+        probes = self.probes
+
+        @tf.function(reduce_retracing=True)
+        def batch_diag(x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
+            total = [tf.zeros_like(v) for v in var_list]
+            for _ in tf.range(probes):
+                vs = [
+                    tf.cast(rng.uniform(v.shape, 0, 2, tf.int32) * 2 - 1, v.dtype) for v in var_list
+                ]
+                with tf.GradientTape() as outer:
+                    with tf.GradientTape() as inner:
+                        loss = -tf.reduce_sum(objective(model, x, y))
+                    grads = inner.gradient(loss, var_list)
+                    dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(grads, vs)])
+                hv = outer.gradient(dot, var_list)
+                total = [t + v * h for t, v, h in zip(total, vs, hv)]
+            return [t / probes for t in total]
+
+        def run(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+            diag = batch_diag(tf.constant(x), tf.constant(y))
+            return {k: d.numpy().astype(np.float64) for k, d in zip(keys, diag)}
+
+        return run
+
+    def _accumulate(self, x: np.ndarray, y: np.ndarray) -> Mapping[str, Any]:
+        return self._run(x, y)
+
+    def result(self) -> ScoreMap:
+        """``½ · h_kk · w_k²`` with ``h_kk`` averaged over the examples seen."""
+        diag = super().result()
+        return {
+            k: (0.5 * diag[k] * np.square(self._weights[k].variable.numpy())).astype(np.float32)
+            for k in diag
+        }

@@ -1,0 +1,59 @@
+"""Per-example gradients, vectorised over a batch and chunked to bound memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+#: Most per-example gradient entries held at once (floats): ~128 MB.
+MAX_ELEMENTS = 2**25
+
+
+def chunk_size(batch: int, params: int, outputs: int = 1) -> int:
+    """How many examples fit in one vectorised chunk."""
+    return int(max(1, min(batch, MAX_ELEMENTS // max(1, params * outputs))))
+
+
+def reduce_per_example(
+    pseudo_outputs: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    variables: Mapping[str, Any],
+    reduce: Callable[[str, tf.Tensor], tf.Tensor],
+    outputs: int = 1,
+) -> Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
+    """Builds a function summing a per-example gradient statistic over a batch.
+
+    Args:
+        pseudo_outputs: ``(x, y) -> tensor [batch]`` or ``[batch, k]``; the
+            gradient of each entry is taken separately.
+        variables: ``{key: variable}`` to differentiate.
+        reduce: ``(key, grads) -> summed statistic``, where ``grads`` has shape
+            ``[batch, (k,) *variable.shape]``.
+        outputs: ``k`` (1 for ``[batch]`` outputs), to size chunks.
+
+    Returns:
+        ``f(x, y) -> {key: numpy array shaped like the variable}``.
+    """
+    keys = list(variables)
+    var_list = [variables[k] for k in keys]
+    params = sum(int(np.prod(v.shape)) for v in var_list)
+
+    @tf.function(reduce_retracing=True)
+    def chunk(x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
+        with tf.GradientTape() as tape:
+            values = pseudo_outputs(x, y)
+        grads = tape.jacobian(values, var_list, experimental_use_pfor=True)
+        return [reduce(k, g) for k, g in zip(keys, grads)]
+
+    def run(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        size = chunk_size(len(x), params, outputs)
+        totals = {k: 0.0 for k in keys}
+        for start in range(0, len(x), size):
+            sums = chunk(tf.constant(x[start : start + size]), tf.constant(y[start : start + size]))
+            for k, s in zip(keys, sums):
+                totals[k] = totals[k] + s.numpy().astype(np.float64)
+        return totals
+
+    return run

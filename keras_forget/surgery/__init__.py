@@ -1,0 +1,1 @@
+"""Applying masks to models: which weights are prunable and how masks are held."""
