@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from keras_forget import _keras, scoring, selection
-from keras_forget.data import Data, first_batch
+from keras_forget.data import Data, first_batch, input_rank
 from keras_forget.errors import InvalidArgumentError, NonFiniteError
 from keras_forget.metrics import Evaluation, evaluate
 from keras_forget.report import Report
@@ -68,8 +68,29 @@ def _targets(target_class: Any, classes: int) -> tuple[int, ...]:
     return targets
 
 
-def _check_model(model: Any) -> int:
-    """Validates the model; returns its number of outputs."""
+def _check_num_classes(num_classes: Any, tune: Any, eval_data: Any) -> int:
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise InvalidArgumentError(
+            f"`num_classes` (an int >= 2) is required with `output_fn`; got {num_classes!r}."
+        )
+    if tune is not None or eval_data is not None:
+        raise InvalidArgumentError(
+            "`fine_tune` and `eval_data` need a classifier; they are not accepted with `output_fn`."
+        )
+    return int(num_classes)
+
+
+def _check_labels(model: Any, data: Data, classes: int) -> None:
+    _, y = first_batch(data, 32, input_rank=input_rank(model))
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise InvalidArgumentError(
+            f"`data`: labels must be in 0..{classes - 1} (`num_classes`={classes}); "
+            f"found {int(y.min())}..{int(y.max())}."
+        )
+
+
+def _check_model(model: Any, classifier: bool = True) -> int:
+    """Validates the model; returns its number of outputs (classifiers)."""
     _keras.flavor(model)  # TypeError if not a Keras model
     if not model.built:
         raise InvalidArgumentError("`model` is not built: call it on data or build() it first.")
@@ -77,7 +98,7 @@ def _check_model(model: Any) -> int:
     for key, w in weights.items():
         if not np.all(np.isfinite(w.variable.numpy())):
             raise NonFiniteError(f"`model` weight {key!r} contains NaN or infinity.")
-    return int(model.output_shape[-1])
+    return int(model.output_shape[-1]) if classifier else 0
 
 
 def _check_batch(model: Any, data: Data, classes: int, name: str = "data") -> bool:
@@ -114,6 +135,10 @@ def _evaluate(model: Any, data: Data | None, targets: tuple[int, ...]) -> Evalua
     return None if data is None else evaluate(model, data, targets or None)
 
 
+def _no_eval(*args: Any) -> None:
+    return None
+
+
 def prune_for_class(
     model: Any,
     data: Data,
@@ -125,6 +150,8 @@ def prune_for_class(
     floor: float = FORGET_FLOOR,
     fine_tune: FineTune | None = None,
     eval_data: Data | None = None,
+    output_fn: Callable[[Any, Any, Any], Any] | None = None,
+    num_classes: int | None = None,
     batch_size: int = 64,
     verbose: bool = True,
 ) -> Result:
@@ -147,6 +174,12 @@ def prune_for_class(
         fine_tune: optional :class:`FineTune`; by default on ``data`` without
             the target classes.
         eval_data: data for the report's accuracies (default: ``data``).
+        output_fn: for a model that is not a classifier (a conditional
+            generator, say): ``(model, x, y) -> tensor [batch]``, the
+            per-example output whose sensitivity is scored, ``x`` a batch of
+            the model's inputs and ``y`` the integer labels of ``data``. The
+            report then has no accuracies, and ``fine_tune`` is not accepted.
+        num_classes: number of labels, required with ``output_fn``.
         batch_size: scoring batch size.
         verbose: show progress.
 
@@ -159,16 +192,24 @@ def prune_for_class(
         NotPrunableError: a model with no prunable weight.
         NonFiniteError: NaN or infinite weights or scores.
     """
-    classes = _check_model(model)
+    if output_fn is None:
+        classes = _check_model(model)
+    else:
+        _check_model(model, classifier=False)
+        classes = _check_num_classes(num_classes, fine_tune, eval_data)
     targets = _targets(target_class, classes)
     selection.check_amount(amount)
     selection.check_scope(scope)
     score = get_score(method)
-    from_logits = _check_batch(model, data, classes)
-    if eval_data is not None:
-        _check_batch(model, eval_data, classes, "eval_data")
+    if output_fn is None:
+        from_logits = _check_batch(model, data, classes)
+        if eval_data is not None:
+            _check_batch(model, eval_data, classes, "eval_data")
+        objective = Objective(from_logits=from_logits)
+    else:
+        _check_labels(model, data, classes)
+        from_logits, objective = False, Objective(output_fn=output_fn)
     _present(data, targets)
-    objective = Objective(from_logits=from_logits)
 
     def choose() -> dict[str, np.ndarray]:
         if not score.needs_data:
@@ -271,6 +312,7 @@ def _run(
     tune: FineTune | None,
     eval_data: Data | None,
     verbose: bool,
+    evaluator: Callable[..., Evaluation | None] = _evaluate,
 ) -> Result:
     """The shared stages after validation: select, mask, fine-tune, evaluate."""
     seconds: dict[str, float] = {}
@@ -281,15 +323,15 @@ def _run(
     masked = masking.mask_model(model, masks)
     seconds["masking"] = time.perf_counter() - tick
     check = eval_data if eval_data is not None else data
-    before = _evaluate(model, check, targets)
-    after = _evaluate(masked, check, targets)
+    before = evaluator(model, check, targets)
+    after = evaluator(masked, check, targets)
     tuned = None
     if tune is not None:
         tick = time.perf_counter()
         train = tune.data if tune.data is not None else without_classes(data, targets)
         fine_tune(masked, tune, train, from_logits=from_logits, verbose=verbose)
         seconds["fine_tune"] = time.perf_counter() - tick
-        tuned = _evaluate(masked, check, targets)
+        tuned = evaluator(masked, check, targets)
     seconds["total"] = time.perf_counter() - start
     pruned = sum(int(m.size - np.count_nonzero(m)) for m in masks.values())
     total = sum(int(m.size) for m in masks.values())

@@ -26,20 +26,39 @@ def _labels(y: Any) -> np.ndarray:
     return y.reshape(len(y)).astype(np.int64) if y.ndim else y.astype(np.int64)
 
 
+def size(x: Any) -> int:
+    """Number of examples in ``x`` (an array, or a tuple/list of arrays for multi-input models)."""
+    return len(tf.nest.flatten(x)[0])
+
+
+def take(x: Any, index: Any) -> Any:
+    """``x[index]`` for an array or each array of a multi-input tuple."""
+    return tf.nest.map_structure(lambda a: np.asarray(a)[index], x)
+
+
+def input_rank(model: Any) -> int | None:
+    """Rank of a batch of the model's (first) input, to tell batched datasets from unbatched."""
+    shape = model.input_shape
+    if isinstance(shape, list):
+        shape = shape[0]
+    return len(shape) if shape is not None else None
+
+
 def _check_tuple(data: tuple, name: str) -> None:
     if len(data) != 2:
         raise InvalidArgumentError(f"`{name}` must be a pair (x, y); got a tuple of {len(data)}.")
     x, y = data
-    if len(x) == 0:
+    x = tuple(x) if isinstance(x, list) else x
+    if size(x) == 0:
         raise InvalidArgumentError(f"`{name}` is empty: x has no example.")
-    if len(x) != len(y):
-        raise InvalidArgumentError(f"`{name}`: x has {len(x)} examples but y has {len(y)} labels.")
+    if size(x) != len(y):
+        raise InvalidArgumentError(f"`{name}`: x has {size(x)} examples but y has {len(y)} labels.")
 
 
 def batches(
     data: Data, batch_size: int = 64, *, input_rank: int | None = None, name: str = "data"
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yields ``(x, labels)`` numpy batches.
+    """Yields ``(x, labels)`` numpy batches (``x`` a tuple of arrays for multi-input models).
 
     Args:
         data: ``(x, y)`` arrays or a ``tf.data.Dataset`` of ``(x, y)``.
@@ -64,8 +83,10 @@ def batches(
         )
     _check_tuple(tuple(data), name)
     x, y = data
-    for start in range(0, len(x), batch_size):
-        yield np.asarray(x[start : start + batch_size]), _labels(y[start : start + batch_size])
+    x = tuple(x) if isinstance(x, list) else x
+    for start in range(0, size(x), batch_size):
+        window = slice(start, start + batch_size)
+        yield take(x, window), _labels(y[window])
 
 
 def _dataset_batches(
@@ -76,12 +97,14 @@ def _dataset_batches(
         raise InvalidArgumentError(
             f"`{name}` must be a tf.data.Dataset of (x, y) pairs; its elements are {spec}."
         )
-    if input_rank is not None and spec[0].shape.rank == input_rank - 1:
+    first = tf.nest.flatten(spec[0])[0]
+    if input_rank is not None and first.shape.rank == input_rank - 1:
         ds = ds.batch(batch_size)
     seen = False
     for element in ds.as_numpy_iterator():
         seen = True
-        yield element[0], _labels(element[1])
+        x = tuple(element[0]) if isinstance(element[0], list) else element[0]
+        yield x, _labels(element[1])
     if not seen:
         raise InvalidArgumentError(f"`{name}` is empty: the dataset yielded no batch.")
 
@@ -96,4 +119,5 @@ def first_batch(
 def concat(data: Data, *, input_rank: int | None = None, name: str = "data"):
     """All of ``data`` as two arrays (used for small evaluation sets only)."""
     xs, ys = zip(*batches(data, 256, input_rank=input_rank, name=name))
-    return np.concatenate(xs), np.concatenate(ys)
+    x = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *xs)
+    return x, np.concatenate(ys)

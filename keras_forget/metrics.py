@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix
 
-from keras_forget.data import Data, batches
+from keras_forget.data import Data, batches, input_rank
 from keras_forget.errors import InvalidArgumentError
 
 
@@ -43,7 +43,7 @@ class Evaluation:
 
 def predict_labels(model: Any, data: Data, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """``(true labels, predicted labels)`` over ``data``, batch by batch."""
-    rank = len(model.input_shape) if not isinstance(model.input_shape, list) else None
+    rank = input_rank(model)
     truth, predicted = [], []
     for x, y in batches(data, batch_size, input_rank=rank, name="data"):
         out = np.asarray(model(x, training=False))

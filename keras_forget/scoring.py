@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from keras_forget.data import Data, batches
+from keras_forget.data import Data, batches, input_rank, take
 from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.objective import Objective
 from keras_forget.surgery.registry import prunable_weights
@@ -45,7 +45,7 @@ def score(
     """
     method.reset(model, prunable_weights(model), objective)
     if method.needs_data:
-        rank = len(model.input_shape) if not isinstance(model.input_shape, list) else None
+        rank = input_rank(model)
         with _progress(data, batch_size, f"scoring ({method.name})", verbose) as bar:
             for x, y in batches(data, batch_size, input_rank=rank):
                 method.update(x, y)
@@ -74,12 +74,12 @@ def score_split(
     forget, retain = method.forget_variant(), method.fresh()
     forget.reset(model, weights, objective)
     retain.reset(model, weights, objective)
-    rank = len(model.input_shape) if not isinstance(model.input_shape, list) else None
+    rank = input_rank(model)
     targets = np.asarray(list(target_classes))
     with _progress(data, batch_size, f"scoring ({method.name})", verbose) as bar:
         for x, y in batches(data, batch_size, input_rank=rank):
             in_target = np.isin(y, targets)
-            forget.update(x[in_target], y[in_target])
-            retain.update(x[~in_target], y[~in_target])
+            forget.update(take(x, in_target), y[in_target])
+            retain.update(take(x, ~in_target), y[~in_target])
             bar.update(1)
     return forget.result(), retain.result()

@@ -57,11 +57,11 @@ class Score:
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
         """Accumulates one batch of inputs ``x`` and integer labels ``y``."""
-        if not self.needs_data or len(x) == 0:
+        if not self.needs_data or len(y) == 0:
             return
         for key, value in self._accumulate(x, y).items():
             self._sums[key] += np.asarray(value, np.float64)
-        self._count += len(x)
+        self._count += len(y)
 
     def result(self) -> ScoreMap:
         """The ScoreMap: per-weight scores averaged over the examples seen.

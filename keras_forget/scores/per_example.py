@@ -48,10 +48,12 @@ def reduce_per_example(
         return [reduce(k, g) for k, g in zip(keys, grads)]
 
     def run(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-        size = chunk_size(len(x), params, outputs)
+        size = chunk_size(len(y), params, outputs)
         totals = {k: 0.0 for k in keys}
-        for start in range(0, len(x), size):
-            sums = chunk(tf.constant(x[start : start + size]), tf.constant(y[start : start + size]))
+        for start in range(0, len(y), size):
+            window = slice(start, start + size)
+            part = tf.nest.map_structure(lambda a, w=window: tf.constant(a[w]), x)
+            sums = chunk(part, tf.constant(y[window]))
             for k, s in zip(keys, sums):
                 totals[k] = totals[k] + s.numpy().astype(np.float64)
         return totals
