@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from keras_forget import _keras, scoring, selection
+from keras_forget import amount as amount_search
 from keras_forget.data import Data, first_batch, input_rank
 from keras_forget.errors import InvalidArgumentError, NonFiniteError
 from keras_forget.metrics import Evaluation, evaluate
@@ -27,7 +28,9 @@ from keras_forget.training import FineTune, fine_tune, without_classes
 
 #: Defaults of :func:`prune_for_class`, chosen from ``benchmarks/forget_digits.py``.
 FORGET_METHOD = "gradxweight"
-FORGET_AMOUNT = 0.01
+FORGET_AMOUNT = "auto"
+#: The forget accuracy, on the given data, that ``amount="auto"`` aims for.
+FORGET_ACCURACY = 0.0
 FORGET_FLOOR = 0.1
 
 
@@ -145,9 +148,10 @@ def prune_for_class(
     target_class: int | Sequence[int],
     *,
     method: Any = FORGET_METHOD,
-    amount: float = FORGET_AMOUNT,
+    amount: float | str = FORGET_AMOUNT,
     scope: str = "global",
     floor: float = FORGET_FLOOR,
+    forget_accuracy: float = FORGET_ACCURACY,
     fine_tune: FineTune | None = None,
     eval_data: Data | None = None,
     output_fn: Callable[[Any, Any, Any], Any] | None = None,
@@ -168,9 +172,13 @@ def prune_for_class(
             labels), containing the classes to forget and the rest.
         target_class: the class or classes to forget.
         method: score name (``keras_forget.scores.names()``), config or instance.
-        amount: fraction in (0, 1) of prunable weights to prune.
+        amount: fraction in (0, 1) of prunable weights to prune, or
+            ``"auto"``: the smallest amount (on a geometric grid) at which the
+            accuracy on the target classes' examples of ``data`` is at most
+            ``forget_accuracy`` (see :mod:`keras_forget.amount`).
         scope: ``"global"`` (rank all weights together) or ``"layer"``.
         floor: the contrast's floor (see :func:`keras_forget.selection.contrast`).
+        forget_accuracy: the goal of ``amount="auto"``, in [0, 1).
         fine_tune: optional :class:`FineTune`; by default on ``data`` without
             the target classes.
         eval_data: data for the report's accuracies (default: ``data``).
@@ -198,7 +206,10 @@ def prune_for_class(
         _check_model(model, classifier=False)
         classes = _check_num_classes(num_classes, fine_tune, eval_data)
     targets = _targets(target_class, classes)
-    selection.check_amount(amount)
+    amount = amount_search.check(amount)
+    if amount == "auto" and output_fn is not None:
+        raise InvalidArgumentError("`amount='auto'` needs a classifier; give a fraction.")
+    selection.check_amount(forget_accuracy, "forget_accuracy", allow_zero=True)
     selection.check_scope(scope)
     score = get_score(method)
     if output_fn is None:
@@ -211,7 +222,7 @@ def prune_for_class(
         from_logits, objective = False, Objective(output_fn=output_fn)
     _present(data, targets)
 
-    def choose() -> dict[str, np.ndarray]:
+    def choose() -> tuple[float, dict[str, np.ndarray]]:
         if not score.needs_data:
             ranked = scoring.score(model, None, score, objective, verbose=verbose)
         else:
@@ -219,7 +230,12 @@ def prune_for_class(
                 model, data, score, objective, targets, batch_size=batch_size, verbose=verbose
             )
             ranked = selection.contrast(forget, retain, floor=floor)
-        return selection.select(ranked, amount, scope=scope, highest=True)
+        if amount == "auto":
+            examples = amount_search.forget_examples(model, data, targets)
+            return amount_search.search(
+                model, ranked, examples, scope=scope, forget_accuracy=forget_accuracy
+            )
+        return amount, selection.select(ranked, amount, scope=scope, highest=True)
 
     return _run(
         model,
@@ -303,7 +319,7 @@ def prune(
 def _run(
     model: Any,
     data: Data | None,
-    choose: Callable[[], dict[str, np.ndarray]],
+    choose: Callable[[], Any],
     method: str,
     amount: float,
     scope: str,
@@ -317,7 +333,11 @@ def _run(
     """The shared stages after validation: select, mask, fine-tune, evaluate."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    masks = choose()
+    chosen = choose()
+    if isinstance(chosen, tuple):
+        amount, masks = chosen
+    else:
+        masks = chosen
     seconds["scoring"] = time.perf_counter() - start
     tick = time.perf_counter()
     masked = masking.mask_model(model, masks)

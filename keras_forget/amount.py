@@ -1,0 +1,104 @@
+"""Choosing how much to prune for forgetting: the least that makes the model forget.
+
+How many weights must go for a class to be forgotten differs from model to
+model (a small CNN on digits needs a quarter of what an MLP needs). With
+``amount="auto"``, the contrast ranking is computed once and the amount grows
+along a geometric grid until the model's accuracy on the target classes'
+examples of the given data falls to ``forget_accuracy``. Fewer pruned weights
+means less harm to the other classes, so the first amount that forgets is kept.
+Each step costs one forward pass over the forget examples.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from keras_forget import _keras, selection
+from keras_forget.data import Data, batches, input_rank, take
+from keras_forget.errors import InvalidArgumentError
+from keras_forget.surgery.registry import prunable_weights
+
+#: Amounts tried by ``amount="auto"``, smallest first (ratio √2).
+GRID = tuple(float(a) for a in np.geomspace(0.0005, 0.256, 19))
+#: Most forget examples kept in memory for the search.
+MAX_EXAMPLES = 4096
+
+
+def check(amount: Any) -> float | str:
+    """Validates ``amount``: ``"auto"`` or a fraction in (0, 1)."""
+    if isinstance(amount, str):
+        if amount != "auto":
+            raise InvalidArgumentError(
+                f"`amount` must be 'auto' or a fraction in (0, 1), got {amount!r}."
+            )
+        return amount
+    return selection.check_amount(amount)
+
+
+def forget_examples(model: Any, data: Data, targets: Sequence[int]) -> tuple[Any, np.ndarray]:
+    """Up to :data:`MAX_EXAMPLES` examples of the target classes from ``data``."""
+    xs, ys, count = [], [], 0
+    for x, y in batches(data, 256, input_rank=input_rank(model)):
+        keep = np.isin(y, targets)
+        if keep.any():
+            xs.append(take(x, keep))
+            ys.append(y[keep])
+            count += int(keep.sum())
+        if count >= MAX_EXAMPLES:
+            break
+    if not ys:
+        raise InvalidArgumentError(f"`data` has no example of target class(es) {list(targets)}.")
+    import tensorflow as tf
+
+    x = tf.nest.map_structure(lambda *parts: np.concatenate(parts)[:MAX_EXAMPLES], *xs)
+    return x, np.concatenate(ys)[:MAX_EXAMPLES]
+
+
+def _accuracy(model: Any, x: Any, y: np.ndarray) -> float:
+    predicted = np.concatenate(
+        [np.asarray(model(xb, training=False)).argmax(-1) for xb, _ in batches((x, y), 256)]
+    )
+    return float(np.mean(predicted == y))
+
+
+def search(
+    model: Any,
+    ranked: Mapping[str, np.ndarray],
+    examples: tuple[Any, np.ndarray],
+    *,
+    scope: str,
+    forget_accuracy: float,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """The smallest grid amount whose masks bring forget accuracy to the goal.
+
+    Args:
+        model: the original model (not modified; a working copy is used).
+        ranked: contrast scores (higher = pruned first).
+        examples: ``(x, labels)`` of the target classes.
+        scope: ``"global"`` or ``"layer"``.
+        forget_accuracy: the accuracy on ``examples`` to reach, in [0, 1).
+
+    Returns:
+        ``(amount, masks)``; the largest grid amount, with a warning, if none
+        reaches the goal.
+    """
+    work = _keras.clone(model)
+    weights = prunable_weights(work)
+    original = {k: w.variable.numpy() for k, w in weights.items()}
+    x, y = examples
+    for amount in GRID:
+        masks = selection.select(ranked, amount, scope=scope, highest=True)
+        for key, mask in masks.items():
+            weights[key].variable.assign(original[key] * mask)
+        if _accuracy(work, x, y) <= forget_accuracy:
+            return amount, masks
+    warnings.warn(
+        f"amount='auto' did not bring forget accuracy to {forget_accuracy} even at "
+        f"{GRID[-1]:.3f} of the weights; using that amount.",
+        stacklevel=3,
+    )
+    return GRID[-1], masks

@@ -1,0 +1,81 @@
+"""Pictures of what forgetting did: per-class accuracy before and after."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: Any, path: str) -> str:
+    """Writes a matplotlib figure to ``path`` atomically (temp file + rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    suffix = os.path.splitext(path)[1] or ".png"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kf-", suffix=suffix)
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        _pyplot().close(figure)
+    return path
+
+
+def per_class_bars(report: Any, path: str, title: str | None = None) -> str:
+    """Bar chart of per-class accuracy before / after (/ fine-tuned) forgetting.
+
+    Args:
+        report: a :class:`keras_forget.report.Report` with evaluations.
+        path: where to write the PNG.
+        title: optional title; by default it names the method and classes.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: the report holds no evaluation.
+    """
+    evals = [
+        (name, e)
+        for name, e in (
+            ("before", report.before),
+            ("after", report.after),
+            ("fine-tuned", report.fine_tuned),
+        )
+        if e is not None
+    ]
+    if not evals:
+        raise ValueError("`report` holds no evaluation to plot.")
+    plt = _pyplot()
+    classes = sorted(evals[0][1].per_class)
+    width = 0.8 / len(evals)
+    figure, axis = plt.subplots(figsize=(8, 3.5))
+    for i, (name, evaluation) in enumerate(evals):
+        values = [evaluation.per_class.get(c, np.nan) for c in classes]
+        axis.bar(np.arange(len(classes)) + i * width, values, width, label=name)
+    axis.set_xticks(np.arange(len(classes)) + width * (len(evals) - 1) / 2)
+    axis.set_xticklabels([f"{c}*" if c in report.target_classes else str(c) for c in classes])
+    axis.set_ylim(0, 1.05)
+    axis.set_xlabel("class (* = forgotten)")
+    axis.set_ylabel("accuracy")
+    axis.legend(loc="lower left")
+    axis.set_title(
+        title
+        or f"{report.method}: forget {list(report.target_classes)}, "
+        f"{report.sparsity:.2%} of weights pruned"
+    )
+    return save_figure(figure, path)
