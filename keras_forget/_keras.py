@@ -112,3 +112,28 @@ def _input_shape(model: Any) -> Any:
     if shape:
         return next(iter(shape.values()))
     return model.input_shape
+
+
+def input_shape(model: Any) -> Any:
+    """The model's batch input shape (a list for several inputs), or None if unknown."""
+    try:
+        return model.input_shape
+    except (AttributeError, ValueError):
+        shapes = getattr(model, "_build_shapes_dict", None)
+        return tuple(next(iter(shapes.values()))) if shapes else None
+
+
+def output_size(model: Any, sample: Any = None) -> int:
+    """Size of the model's last output axis (the number of classes of a classifier).
+
+    Args:
+        model: a built model.
+        sample: a batch of inputs, used when the model does not declare its
+            output shape (subclassed models).
+    """
+    try:
+        return int(model.output_shape[-1])
+    except (AttributeError, ValueError, TypeError):
+        if sample is None:
+            raise
+        return int(model(sample, training=False).shape[-1])

@@ -92,7 +92,7 @@ def _check_labels(model: Any, data: Data, classes: int) -> None:
         )
 
 
-def _check_model(model: Any, classifier: bool = True) -> int:
+def _check_model(model: Any, data: Data | None, classifier: bool = True) -> int:
     """Validates the model; returns its number of outputs (classifiers)."""
     _keras.flavor(model)  # TypeError if not a Keras model
     if not model.built:
@@ -101,15 +101,21 @@ def _check_model(model: Any, classifier: bool = True) -> int:
     for key, w in weights.items():
         if not np.all(np.isfinite(w.variable.numpy())):
             raise NonFiniteError(f"`model` weight {key!r} contains NaN or infinity.")
-    return int(model.output_shape[-1]) if classifier else 0
+    if not classifier:
+        return 0
+    sample = None if data is None else first_batch(data, 32, input_rank=input_rank(model))[0]
+    return _keras.output_size(model, sample)
 
 
 def _check_batch(model: Any, data: Data, classes: int, name: str = "data") -> bool:
     """Checks the first batch against the model; returns whether outputs are logits."""
-    rank = len(model.input_shape)
+    shape = _keras.input_shape(model)
+    rank = input_rank(model)
     x, y = first_batch(data, 32, input_rank=rank, name=name)
-    expected = tuple(model.input_shape[1:])
-    if len(x.shape) != rank or any(e is not None and e != a for e, a in zip(expected, x.shape[1:])):
+    expected = tuple(shape[1:]) if isinstance(shape, tuple) else None
+    if expected is not None and (
+        len(x.shape) != rank or any(e is not None and e != a for e, a in zip(expected, x.shape[1:]))
+    ):
         raise InvalidArgumentError(
             f"`{name}`: inputs of shape {x.shape[1:]} do not match the model's input {expected}."
         )
@@ -201,9 +207,9 @@ def prune_for_class(
         NonFiniteError: NaN or infinite weights or scores.
     """
     if output_fn is None:
-        classes = _check_model(model)
+        classes = _check_model(model, data)
     else:
-        _check_model(model, classifier=False)
+        _check_model(model, data, classifier=False)
         classes = _check_num_classes(num_classes, fine_tune, eval_data)
     targets = _targets(target_class, classes)
     amount = amount_search.check(amount)
@@ -261,10 +267,17 @@ def prune(
     scope: str = "global",
     fine_tune: FineTune | None = None,
     eval_data: Data | None = None,
+    schedule: Any = None,
     batch_size: int = 64,
     verbose: bool = True,
 ) -> Result:
     """Compresses a model by pruning the ``sparsity`` fraction of least salient weights.
+
+    One-shot by default. With a ``schedule``, pruning is gradual and happens
+    during ``fine_tune``: at each of the schedule's pruning steps the weights
+    are scored again (on the current weights) and the sparsity rises along the
+    schedule's ramp; a weight once pruned stays pruned and the final sparsity
+    is exact (see :mod:`keras_forget.gradual`).
 
     Args:
         model: a trained Keras 3 or tf_keras classifier.
@@ -275,6 +288,9 @@ def prune(
         scope: ``"global"`` or ``"layer"``.
         fine_tune: optional :class:`FineTune` (by default on ``data``).
         eval_data: data for the report's accuracies (default: ``data``).
+        schedule: optional :class:`keras_forget.GradualSchedule` for
+            score-driven gradual pruning; needs ``fine_tune``. The report's
+            ``after`` is then None (there is no one-shot state).
         batch_size: scoring batch size.
         verbose: show progress.
 
@@ -283,17 +299,41 @@ def prune(
 
     Raises:
         InvalidArgumentError: a bad argument (named in the message).
+        NotPrunableError: a model with no prunable weight.
     """
-    classes = _check_model(model)
+    from keras_forget import gradual
+
+    classes = _check_model(model, data)
     selection.check_amount(sparsity, "sparsity", allow_zero=True)
     selection.check_scope(scope)
     score = get_score(method)
+    if schedule is not None:
+        gradual.check(schedule, sparsity, fine_tune)
     if data is None and (score.needs_data or fine_tune is not None and fine_tune.data is None):
         raise InvalidArgumentError(f"`data` is required for method {score.name!r} / fine-tuning.")
     from_logits = True
     if data is not None:
         from_logits = _check_batch(model, data, classes)
+    elif fine_tune is not None:  # data-free score: learn the output kind from the training data
+        from_logits = _check_batch(model, fine_tune.data, classes, "fine_tune.data")
+    if eval_data is not None:
+        _check_batch(model, eval_data, classes, "eval_data")
     objective = Objective(from_logits=from_logits, target="log_likelihood")
+    if schedule is not None:
+        run = gradual.prune_gradually(
+            model,
+            data,
+            score=score,
+            objective=objective,
+            sparsity=sparsity,
+            scope=scope,
+            schedule=schedule,
+            tune=fine_tune,
+            eval_data=eval_data,
+            batch_size=batch_size,
+            verbose=verbose,
+        )
+        return Result(run.model, run.masks, run.report)
 
     def choose() -> dict[str, np.ndarray]:
         ranked = scoring.score(

@@ -38,7 +38,9 @@ def take(x: Any, index: Any) -> Any:
 
 def input_rank(model: Any) -> int | None:
     """Rank of a batch of the model's (first) input, to tell batched datasets from unbatched."""
-    shape = model.input_shape
+    from keras_forget._keras import input_shape
+
+    shape = input_shape(model)
     if isinstance(shape, list):
         shape = shape[0]
     return len(shape) if shape is not None else None

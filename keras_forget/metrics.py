@@ -41,15 +41,18 @@ class Evaluation:
         return dataclasses.asdict(self)
 
 
-def predict_labels(model: Any, data: Data, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """``(true labels, predicted labels)`` over ``data``, batch by batch."""
+def predict_labels(
+    model: Any, data: Data, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(true labels, predicted labels, number of outputs)`` over ``data``, batch by batch."""
     rank = input_rank(model)
-    truth, predicted = [], []
+    truth, predicted, classes = [], [], 0
     for x, y in batches(data, batch_size, input_rank=rank, name="data"):
         out = np.asarray(model(x, training=False))
         truth.append(y)
         predicted.append(out.argmax(axis=-1))
-    return np.concatenate(truth), np.concatenate(predicted)
+        classes = out.shape[-1]
+    return np.concatenate(truth), np.concatenate(predicted), int(classes)
 
 
 def _targets(target_class: int | Sequence[int] | None) -> tuple[int, ...]:
@@ -95,11 +98,10 @@ def evaluate(model: Any, data: Data, target_class: int | Sequence[int] | None = 
     Raises:
         InvalidArgumentError: a target class outside the model's outputs.
     """
-    classes = int(model.output_shape[-1])
+    truth, predicted, classes = predict_labels(model, data)
     for c in _targets(target_class):
         if not 0 <= c < classes:
             raise InvalidArgumentError(
                 f"`target_class` {c} is outside the model's {classes} outputs (0..{classes - 1})."
             )
-    truth, predicted = predict_labels(model, data)
     return accuracies(truth, predicted, classes, target_class)

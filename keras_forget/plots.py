@@ -72,7 +72,7 @@ def per_class_bars(report: Any, path: str, title: str | None = None) -> str:
     axis.set_ylim(0, 1.05)
     axis.set_xlabel("class (* = forgotten)")
     axis.set_ylabel("accuracy")
-    axis.legend(loc="lower left")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axis.set_title(
         title
         or f"{report.method}: forget {list(report.target_classes)}, "

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_forget import _keras
-from keras_forget.data import Data
+from keras_forget.data import Data, input_rank
 from keras_forget.errors import InvalidArgumentError
 
 
@@ -67,11 +67,11 @@ def without_classes(data: Data, classes: Sequence[int]) -> Data:
     return np.asarray(x)[keep], y_arr[keep]
 
 
-def _sparse_labels(data: Data, batch_size: int, input_rank: int) -> Data:
+def _sparse_labels(data: Data, batch_size: int, input_rank: int | None) -> Data:
     """Data as a batched dataset of (x, integer labels)."""
     if isinstance(data, tf.data.Dataset):
         ds = data
-        if ds.element_spec[0].shape.rank == input_rank - 1:
+        if input_rank is not None and ds.element_spec[0].shape.rank == input_rank - 1:
             ds = ds.batch(batch_size)
         return ds.map(
             lambda x, y: (x, tf.argmax(y, -1) if y.shape.rank == 2 and y.shape[-1] > 1 else y)
@@ -103,11 +103,13 @@ def fine_tune(
     if _keras.flavor(model) == "tf_keras":
         from keras_forget.integrations import tfmot
 
-        callbacks = tfmot.callbacks()
+        callbacks = tfmot.callbacks(model)
     model.compile(
         optimizer=km.optimizers.Adam(config.learning_rate),
         loss=km.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
-    ds = _sparse_labels(data, config.batch_size, len(model.input_shape))
-    model.fit(ds, epochs=config.epochs, callbacks=callbacks, verbose=1 if verbose else 0)
+    ds = _sparse_labels(data, config.batch_size, input_rank(model))
+    model.fit(
+        ds, epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=1 if verbose else 0
+    )

@@ -90,29 +90,60 @@ def _mask_vars(model: Any) -> dict[str, tuple[Any, Any]]:
     return out
 
 
+#: Attribute of a wrapped model holding masks of weights tfmot's wrappers do not
+#: hold (tfmot prunes only some weights of some layers, e.g. no depthwise kernel).
+UNHELD = "_keras_forget_unheld_masks"
+
+
 def assign_masks(model: Any, masks: Mapping[str, np.ndarray]) -> None:
-    """Writes masks into the wrappers' mask variables and zeroes pruned weights."""
+    """Writes masks into the wrappers' mask variables and zeroes pruned weights.
+
+    Masks of weights that no wrapper holds are kept on the model and re-applied
+    after every training batch by :class:`HoldUnwrappedMasks` (in
+    :func:`callbacks`).
+    """
     held = _mask_vars(model)
-    weights = None
+    weights = prunable_weights(model)
+    unheld = dict(getattr(model, UNHELD, {}))
     for key, mask in masks.items():
         mask = np.asarray(mask, np.float32)
         if key in held:
             weight, mask_var = held[key]
             mask_var.assign(mask)
-        else:  # a weight tfmot does not wrap: zero it once
-            weights = weights or prunable_weights(model)
+        else:
             weight = weights[key].variable
+            unheld[key] = (weight, mask)
         weight.assign(weight.numpy() * mask)
+    object.__setattr__(model, UNHELD, unheld)
 
 
 def read_masks(model: Any) -> dict[str, np.ndarray]:
-    """The masks held by a wrapped model's mask variables."""
-    return {k: m.numpy().astype(bool) for k, (_, m) in _mask_vars(model).items()}
+    """The masks held by a wrapped model (mask variables, then unwrapped weights)."""
+    out = {k: m.numpy().astype(bool) for k, (_, m) in _mask_vars(model).items()}
+    out.update({k: m.astype(bool) for k, (_, m) in getattr(model, UNHELD, {}).items()})
+    return out
 
 
-def callbacks() -> list[Any]:
-    """Callbacks tfmot needs while a wrapped model trains."""
-    return [_sparsity().UpdatePruningStep()]
+def _hold_callback(model: Any) -> Any:
+    base = _keras.keras_module(model).callbacks.Callback
+    unheld = getattr(model, UNHELD, {})
+
+    class HoldUnwrappedMasks(base):
+        """Re-zeroes pruned weights that no tfmot wrapper holds, after every batch."""
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            for weight, mask in unheld.values():
+                weight.assign(weight * mask)
+
+    return HoldUnwrappedMasks()
+
+
+def callbacks(model: Any = None) -> list[Any]:
+    """Callbacks a wrapped model needs while it trains."""
+    out = [_sparsity().UpdatePruningStep()]
+    if getattr(model, UNHELD, None):
+        out.append(_hold_callback(model))
+    return out
 
 
 def is_wrapped(model: Any) -> bool:
@@ -130,9 +161,98 @@ def strip(model: Any) -> Any:
     if not is_wrapped(model):
         return _keras.clone(model)
     masked = {id(w): w.numpy() * m.numpy() for w, m in _mask_vars(model).values()}
+    masked.update({id(w): w.numpy() * m for w, m in getattr(model, UNHELD, {}).values()})
     stripped = _sparsity().strip_pruning(model)
     copy = _keras.clone(stripped)
     for shared, own in zip(stripped.weights, copy.weights, strict=True):
         if id(shared) in masked:
             own.assign(masked[id(shared)])
     return copy
+
+
+def score_driven_schedule(schedule: Any, final_sparsity: float) -> Any:
+    """A tfmot ``PruningSchedule`` for score-driven gradual pruning.
+
+    It reports the ramp of a :class:`keras_forget.GradualSchedule` (for
+    tfmot's summaries) but never lets tfmot update a mask: at the pruning
+    steps keras_forget rescores the weights and writes the masks itself with
+    :func:`assign_masks`, instead of tfmot's magnitude rule.
+
+    Args:
+        schedule: the :class:`keras_forget.GradualSchedule`.
+        final_sparsity: the sparsity the ramp ends at.
+
+    Returns:
+        A ``PruningSchedule`` instance.
+    """
+    begin, end = schedule.begin_step, schedule.end_step
+    initial, power = float(schedule.initial_sparsity), float(schedule.power)
+    final = float(final_sparsity)
+
+    class ScoreDrivenSchedule(_schedule_base()):
+        """The polynomial ramp, without tfmot mask updates."""
+
+        def __call__(self, step: Any) -> tuple[Any, Any]:
+            span = float(max(end - begin, 1))
+            progress = tf.clip_by_value(tf.cast(step - begin, tf.float32) / span, 0.0, 1.0)
+            if end == begin:
+                progress = tf.cast(step >= begin, tf.float32)
+            sparsity = final + (initial - final) * tf.pow(1.0 - progress, power)
+            return tf.constant(False), sparsity
+
+        def get_config(self) -> dict[str, Any]:
+            return {
+                "class_name": "ScoreDrivenSchedule",
+                "config": {**schedule.get_config(), "final_sparsity": final},
+            }
+
+    return ScoreDrivenSchedule()
+
+
+def remask(model: Any) -> None:
+    """Sets every wrapped weight to ``weight · mask`` now.
+
+    tfmot applies the masks at the start of each forward pass (and at epoch
+    end), so right after an optimizer step pruned weights can hold nonzero
+    values; calling this after each step keeps them exactly zero.
+    """
+    for weight, mask in _mask_vars(model).values():
+        weight.assign(weight * mask)
+
+
+def wrap_with_weight_masks(
+    model: Any, masks: Mapping[str, np.ndarray], schedule: Any = None
+) -> Any:
+    """:func:`wrap_with_masks` for masks over any weight (biases, BatchNormalization too).
+
+    Each layer owning a masked weight is given a ``get_prunable_weights()``
+    that returns exactly its masked weights (tfmot's ``PrunableLayer``
+    protocol) before it is wrapped, so tfmot's mask variables hold them all
+    and re-apply them at every step, like kernel masks.
+
+    Args:
+        model: a tf_keras model owned by the caller (its layers are reused).
+        masks: ``{"<layer name>/<weight name>": bool array}``.
+        schedule: the tfmot schedule; default :func:`fixed_mask_schedule`.
+
+    Returns:
+        The wrapped model, with masked weights zero.
+    """
+    sparsity = _sparsity()
+    schedule = schedule or fixed_mask_schedule()
+    names: dict[str, list[str]] = {}
+    for key in masks:
+        layer_name, weight = key.rsplit("/", 1)
+        names.setdefault(layer_name, []).append(weight)
+    tfk = _keras.keras_module(model)
+
+    def wrap(layer: Any) -> Any:
+        if layer.name not in names:
+            return layer
+        attributes = tuple(names[layer.name])
+        layer.get_prunable_weights = lambda: [getattr(layer, a) for a in attributes]
+        return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+
+    wrapped = tfk.models.clone_model(model, clone_function=wrap)
+    assign_masks(wrapped, masks)
+    return wrapped

@@ -20,6 +20,7 @@ diagonal on a small MLP. Prefer the default wherever the model is a classifier.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,7 +77,11 @@ class OBD(Score):
 
     @staticmethod
     def _ggn(model: Any, variables: Mapping[str, Any], objective: Objective):
-        classes = int(model.output_shape[-1])
+        classes = 16  # for chunk sizing only; refined on the first batch below
+        try:
+            classes = int(model.output_shape[-1])
+        except (AttributeError, ValueError, TypeError):
+            pass
 
         def pseudo_outputs(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
             z = objective.log_probs(model(x, training=False))  # logits up to a constant
@@ -94,6 +99,12 @@ class OBD(Score):
         keys = list(variables)
         var_list = [variables[k] for k in keys]
         rng = tf.random.Generator.from_seed(self.seed)
+        # The Hessian of the training loss: the label's log-likelihood for a classifier.
+        training_objective = (
+            dataclasses.replace(objective, target="log_likelihood")
+            if objective.is_classifier
+            else objective
+        )
         probes = self.probes
 
         @tf.function(reduce_retracing=True)
@@ -105,7 +116,7 @@ class OBD(Score):
                 ]
                 with tf.GradientTape() as outer:
                     with tf.GradientTape() as inner:
-                        loss = -tf.reduce_sum(objective(model, x, y))
+                        loss = -tf.reduce_sum(training_objective(model, x, y))
                     grads = inner.gradient(loss, var_list)
                     dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(grads, vs)])
                 hv = outer.gradient(dot, var_list)

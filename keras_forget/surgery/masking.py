@@ -127,3 +127,73 @@ def strip(model: Any) -> Any:
         if isinstance(constraint, MaskConstraint):
             weight.variable.constraint = constraint.inner
     return copy
+
+
+def weights_by_key(model: Any) -> dict[str, Any]:
+    """Every weight of a model's layers, ``{"<layer name>/<weight name>": variable}``.
+
+    Unlike :func:`~keras_forget.surgery.registry.prunable_weights`, biases and
+    normalization parameters are included (used by unit masks).
+    """
+    out: dict[str, Any] = {}
+
+    def walk(layer: Any) -> None:
+        children = getattr(layer, "layers", None)
+        if children:
+            for child in children:
+                walk(child)
+            return
+        for variable in layer.weights:
+            out[f"{layer.name}/{variable.name.split('/')[-1].split(':')[0]}"] = variable
+
+    walk(model)
+    return out
+
+
+def check_weight_masks(model: Any, masks: Mapping[str, np.ndarray]) -> None:
+    """Raises if a mask names no weight of ``model`` or has the wrong shape."""
+    weights = weights_by_key(model)
+    for key, mask in masks.items():
+        if key not in weights:
+            raise InvalidArgumentError(f"`masks` has key {key!r}, which is no weight of the model.")
+        if tuple(np.shape(mask)) != tuple(weights[key].shape):
+            raise InvalidArgumentError(
+                f"`masks[{key!r}]` has shape {np.shape(mask)}, the weight has "
+                f"{tuple(weights[key].shape)}."
+            )
+
+
+def mask_weights(model: Any, masks: Mapping[str, np.ndarray], *, inplace: bool = False) -> Any:
+    """:func:`mask_model` for masks over any weight: kernels, biases, BatchNormalization.
+
+    Keys are ``"<layer name>/<weight name>"`` (``"conv/bias"``, ``"bn/gamma"``).
+    On Keras 3 every trainable masked weight gets a :class:`MaskConstraint`;
+    non-trainable ones (moving statistics) are zeroed once. tf_keras models
+    are wrapped with tfmot's ``PruneLowMagnitude``, whose mask variables hold
+    every masked weight of the layer (see
+    :func:`keras_forget.integrations.tfmot.wrap_with_weight_masks`).
+
+    Args:
+        model: a Keras 3 or tf_keras model.
+        masks: ``{weight key: bool array shaped like the weight}``.
+        inplace: change ``model`` itself (Keras 3 only).
+
+    Returns:
+        The masked model.
+    """
+    check_weight_masks(model, masks)
+    if _keras.flavor(model) == "tf_keras":
+        from keras_forget.integrations import tfmot
+
+        return tfmot.wrap_with_weight_masks(_keras.clone(model), masks)
+    target = model if inplace else _keras.clone(model)
+    weights = weights_by_key(target)
+    for key, mask in masks.items():
+        variable = weights[key]
+        variable.assign(variable.numpy() * np.asarray(mask, variable.dtype))
+        if variable.trainable:
+            inner = variable.constraint
+            if isinstance(inner, MaskConstraint):
+                inner = inner.inner
+            variable.constraint = MaskConstraint(mask, inner)
+    return target

@@ -76,13 +76,15 @@ def _sublayers(layer: Any) -> list[Any]:
 
 def _layer_weights(layer: Any) -> list[tuple[str, Any]] | None:
     """(name, variable) pairs to prune in ``layer``; None if the layer is unknown."""
-    if hasattr(layer, "get_prunable_weights"):
-        return [(_short_name(v), v) for v in layer.get_prunable_weights()]
+    if type(layer).__name__ == "PruneLowMagnitude":  # tfmot's wrapper: look inside
+        return _layer_weights(layer.layer)
     name = type(layer).__name__
-    if name in PRUNABLE:
+    if name in PRUNABLE:  # before get_prunable_weights, which tfmot patches onto layers
         return [
             (a, getattr(layer, a)) for a in PRUNABLE[name] if getattr(layer, a, None) is not None
         ]
+    if hasattr(layer, "get_prunable_weights"):
+        return [(_short_name(v), v) for v in layer.get_prunable_weights()]
     if name in NOT_PRUNED:
         return []
     return None
@@ -91,8 +93,9 @@ def _layer_weights(layer: Any) -> list[tuple[str, Any]] | None:
 def _walk(layer: Any) -> Iterator[tuple[str, Any, Any]]:
     weights = _layer_weights(layer)
     if weights is not None:
+        owner = layer.layer if type(layer).__name__ == "PruneLowMagnitude" else layer
         for name, variable in weights:
-            yield f"{layer.name}/{name}", layer, variable
+            yield f"{owner.name}/{name}", owner, variable
         return
     children = _sublayers(layer)
     if children:

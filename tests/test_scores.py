@@ -1,0 +1,172 @@
+"""Every score against numpy on a 2-layer model, and the contract all scores share."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_forget import scores, scoring
+from keras_forget.errors import InvalidArgumentError
+from keras_forget.scores import Objective
+
+IN, HID, C, N = 4, 3, 3, 6
+
+
+@pytest.fixture(scope="module")
+def toy():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((IN,)),
+            keras.layers.Dense(HID, activation="tanh", use_bias=False, name="l1"),
+            keras.layers.Dense(C, use_bias=False, name="l2"),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N, IN)).astype("float32")
+    y = rng.integers(0, C, N)
+    return model, x, y
+
+
+def _jacobians(model, x):
+    """Per-example ∂z/∂W1 [n, C, IN, HID] and ∂z/∂W2 [n, C, HID, C] in numpy."""
+    w1, w2 = (v.numpy().astype(np.float64) for v in model.weights)
+    h = np.tanh(x @ w1)
+    dz_dw1 = np.einsum("ni,nj,jk->nkij", x, 1 - h**2, w2)
+    dz_dw2 = np.einsum("nj,kl->nljk", h, np.eye(C)).transpose(0, 1, 2, 3)
+    return w1, w2, h, dz_dw1, dz_dw2
+
+
+def _objective_grads(model, x, y, target):
+    w1, w2, h, j1, j2 = _jacobians(model, x)
+    z = h @ w2
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    if target == "centered_logit":
+        coeff = np.eye(C)[y] - 1.0 / C
+    else:
+        coeff = np.eye(C)[y] - p
+    g1 = np.einsum("nk,nkij->nij", coeff, j1)
+    g2 = np.einsum("nk,nkij->nij", coeff, j2)
+    return (w1, w2), (g1, g2), (j1, j2), p
+
+
+def _run(model, x, y, score, target="centered_logit"):
+    return scoring.score(
+        model,
+        (x, y),
+        score,
+        Objective(from_logits=True, target=target),
+        batch_size=4,
+        verbose=False,
+    )
+
+
+@pytest.mark.parametrize("target", ["centered_logit", "log_likelihood"])
+def test_gradxweight_matches_numpy(toy, target):
+    model, x, y = toy
+    (w1, w2), (g1, g2), _, _ = _objective_grads(model, x, y, target)
+    got = _run(model, x, y, scores.GradXWeight(), target)
+    np.testing.assert_allclose(got["l1/kernel"], np.abs(w1 * g1).mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got["l2/kernel"], np.abs(w2 * g2).mean(0), rtol=1e-4, atol=1e-6)
+    signed = _run(model, x, y, scores.GradXWeight(signed=True), target)
+    np.testing.assert_allclose(signed["l1/kernel"], (w1 * g1).mean(0), rtol=1e-4, atol=1e-6)
+
+
+def test_fisher_matches_numpy(toy):
+    model, x, y = toy
+    _, (g1, g2), _, _ = _objective_grads(model, x, y, "log_likelihood")
+    got = _run(model, x, y, scores.Fisher(), "log_likelihood")
+    np.testing.assert_allclose(got["l1/kernel"], (g1**2).mean(0), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(got["l2/kernel"], (g2**2).mean(0), rtol=1e-4, atol=1e-7)
+
+
+def test_obd_is_half_gauss_newton_diagonal_times_w_squared(toy):
+    model, x, y = toy
+    (w1, w2), _, (j1, j2), p = _objective_grads(model, x, y, "log_likelihood")
+    hess = np.einsum("nk,kl->nkl", p, np.eye(C)) - np.einsum("nk,nl->nkl", p, p)
+    diag1 = np.einsum("nkij,nkl,nlij->ij", j1, hess, j1) / N
+    diag2 = np.einsum("nkij,nkl,nlij->ij", j2, hess, j2) / N
+    got = _run(model, x, y, scores.OBD())
+    np.testing.assert_allclose(got["l1/kernel"], 0.5 * diag1 * w1**2, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(got["l2/kernel"], 0.5 * diag2 * w2**2, rtol=1e-4, atol=1e-7)
+
+
+def test_obd_from_probabilities_equals_from_logits(toy):
+    model, x, y = toy
+    soft = keras.Sequential([model, keras.layers.Softmax()])
+    from_logits = _run(model, x, y, scores.OBD())
+    from_probs = scoring.score(
+        soft, (x, y), scores.OBD(), Objective(from_logits=False), verbose=False
+    )
+    for key in from_logits:
+        np.testing.assert_allclose(from_probs[key], from_logits[key], rtol=1e-3, atol=1e-7)
+
+
+def _hessian_diagonal(model, x, y):
+    """Exact diagonal of the Hessian of the mean cross-entropy, by nested tapes."""
+    flat = [v for v in model.trainable_variables]
+    with tf.GradientTape(persistent=True) as outer:
+        with tf.GradientTape() as inner:
+            logits = model(x)
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            )
+        grads = inner.gradient(loss, flat)
+    diag = []
+    for v, g in zip(flat, grads):
+        jac = outer.jacobian(g, v).numpy().reshape(v.numpy().size, v.numpy().size)
+        diag.append(np.diag(jac).reshape(v.shape))
+    return diag
+
+
+def test_hutchinson_estimates_the_hessian_diagonal(toy):
+    model, x, y = toy
+    exact = _hessian_diagonal(model, x, y)
+    noisy = _run(model, x, y, scores.OBD(estimator="hutchinson", probes=400, seed=3))
+    w = [v.numpy() for v in model.weights]
+    a = np.concatenate([(0.5 * d * wi**2).ravel() for d, wi in zip(exact, w)])
+    b = np.concatenate([v.ravel() for v in noisy.values()])
+    assert np.corrcoef(a, b)[0, 1] > 0.9
+
+
+def test_magnitude_and_random(toy):
+    model, x, y = toy
+    mag = _run(model, x, y, scores.Magnitude())
+    np.testing.assert_array_equal(mag["l2/kernel"], np.abs(model.weights[1].numpy()))
+    r1 = _run(model, x, y, scores.Random(seed=5))
+    r2 = _run(model, x, y, scores.Random(seed=5))
+    r3 = _run(model, x, y, scores.Random(seed=6))
+    np.testing.assert_array_equal(r1["l1/kernel"], r2["l1/kernel"])
+    assert not np.array_equal(r1["l1/kernel"], r3["l1/kernel"])
+
+
+@pytest.mark.parametrize("name", scores.names())
+def test_contract_shape_finite_config_round_trip(toy, name):
+    model, x, y = toy
+    score = scores.get(name)
+    result = _run(model, x, y, score)
+    assert set(result) == {"l1/kernel", "l2/kernel"}
+    for key, weight in zip(result, model.weights):
+        assert result[key].shape == tuple(weight.shape)
+        assert np.all(np.isfinite(result[key]))
+        assert np.all(result[key] >= 0) or getattr(score, "signed", False)
+    copy = scores.get(scores.serialize(score))
+    assert type(copy) is type(score) and copy.get_config() == score.get_config()
+    again = _run(model, x, y, copy)
+    for key in result:
+        np.testing.assert_allclose(again[key], result[key], rtol=1e-5)
+
+
+def test_get_rejects_unknown_names_listing_the_valid_ones():
+    with pytest.raises(InvalidArgumentError, match="gradxweight"):
+        scores.get("grad_x_weight")
+    with pytest.raises(InvalidArgumentError, match="method"):
+        scores.get(42)
+
+
+def test_a_user_instance_is_used_as_is():
+    mine = scores.Random(seed=9)
+    assert scores.get(mine) is mine
