@@ -1,0 +1,101 @@
+"""Masks hold through training on both backends; tfmot's own schedules would not keep them."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras_forget import _keras
+from keras_forget.integrations import tfmot
+from keras_forget.surgery import masking
+from keras_forget.surgery.registry import prunable_weights
+
+from .conftest import keras3_mlp, tf_keras_mlp
+
+
+def _data(n=64):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 8, 8, 1)).astype("float32"), np.arange(n) % 10
+
+
+def _random_masks(model, seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: rng.random(w.variable.shape) > 0.4 for k, w in prunable_weights(model).items()}
+
+
+def _fit(model, km, **compile_kwargs):
+    model.compile(km.optimizers.Adam(0.01), "sparse_categorical_crossentropy", **compile_kwargs)
+    callbacks = tfmot.callbacks(model) if _keras.flavor(model) == "tf_keras" else []
+    model.fit(*_data(), epochs=2, batch_size=8, verbose=0, callbacks=callbacks)
+
+
+@pytest.mark.parametrize("compile_kwargs", [{}, {"jit_compile": True}, {"steps_per_execution": 4}])
+def test_keras3_mask_constraints_hold_under_any_compile_mode(compile_kwargs):
+    model = keras3_mlp()
+    masks = _random_masks(model)
+    masked = masking.mask_model(model, masks)
+    _fit(masked, keras, **compile_kwargs)
+    for key, weight in prunable_weights(masked).items():
+        value = weight.variable.numpy()
+        assert np.all(value[~masks[key]] == 0.0)
+        assert np.count_nonzero(value[masks[key]]) == masks[key].sum()
+
+
+def test_tf_keras_masks_in_tfmot_wrappers_hold_and_read_back():
+    import tf_keras
+
+    model = tf_keras_mlp()
+    masks = _random_masks(model)
+    masked = masking.mask_model(model, masks)
+    _fit(masked, tf_keras)
+    for key, mask in masking.masks_of(masked).items():
+        np.testing.assert_array_equal(mask, masks[key])
+    stripped = masking.strip(masked)
+    assert not tfmot.is_wrapped(stripped)
+    for key, weight in prunable_weights(stripped).items():
+        assert np.all(weight.variable.numpy()[~masks[key]] == 0.0)
+
+
+def test_tfmot_builtin_schedule_overwrites_our_masks_but_ours_does_not():
+    import tf_keras
+
+    sparsity = _keras.tfmot().sparsity.keras
+    model = tf_keras_mlp()
+    masks = _random_masks(model)
+    builtin = tfmot.wrap_with_masks(
+        _keras.clone(model), masks, schedule=sparsity.ConstantSparsity(0.5, 0, frequency=1)
+    )
+    ours = tfmot.wrap_with_masks(_keras.clone(model), masks)
+    for model in (builtin, ours):
+        _fit(model, tf_keras)
+    changed = [k for k, m in tfmot.read_masks(builtin).items() if not np.array_equal(m, masks[k])]
+    assert changed, "tfmot's ConstantSparsity was expected to recompute the masks"
+    for key, mask in tfmot.read_masks(ours).items():
+        np.testing.assert_array_equal(mask, masks[key])
+
+
+def test_mask_model_copies_and_strip_removes_constraints():
+    model = keras3_mlp()
+    before = [w.copy() for w in model.get_weights()]
+    masks = _random_masks(model)
+    masked = masking.mask_model(model, masks)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert all(
+        isinstance(w.variable.constraint, masking.MaskConstraint)
+        for w in prunable_weights(masked).values()
+    )
+    stripped = masking.strip(masked)
+    assert all(w.variable.constraint is None for w in prunable_weights(stripped).values())
+    for key, mask in masking.masks_of(masked).items():
+        np.testing.assert_array_equal(mask, masks[key])
+
+
+def test_bad_masks_are_refused():
+    model = keras3_mlp()
+    with pytest.raises(ValueError, match="not a prunable weight"):
+        masking.mask_model(model, {"nope/kernel": np.ones(3, bool)})
+    key = next(iter(prunable_weights(model)))
+    with pytest.raises(ValueError, match="shape"):
+        masking.mask_model(model, {key: np.ones(3, bool)})
