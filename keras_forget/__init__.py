@@ -17,14 +17,18 @@ from keras_forget.errors import (
     UnsupportedLayerError,
 )
 from keras_forget.export import ExportReport, export
+from keras_forget.gradual import GradualSchedule
 from keras_forget.metrics import Evaluation, evaluate
 from keras_forget.report import Report
 from keras_forget.surgery.masking import mask_model, masks_of, strip
+from keras_forget.sweep import Curve, sweep
 from keras_forget.training import FineTune
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Curve",
+    "GradualSchedule",
     "Evaluation",
     "ExportError",
     "ExportReport",
@@ -47,4 +51,5 @@ __all__ = [
     "scores",
     "selection",
     "strip",
+    "sweep",
 ]

@@ -228,7 +228,10 @@ def wrap_with_weight_masks(
     Each layer owning a masked weight is given a ``get_prunable_weights()``
     that returns exactly its masked weights (tfmot's ``PrunableLayer``
     protocol) before it is wrapped, so tfmot's mask variables hold them all
-    and re-apply them at every step, like kernel masks.
+    and apply them at every forward pass, like kernel masks. Masks of weights
+    outside the registry (biases, BatchNormalization parameters) are also
+    recorded like unwrapped weights, so :func:`strip`, :func:`read_masks` and
+    the :func:`callbacks` see them.
 
     Args:
         model: a tf_keras model owned by the caller (its layers are reused).
@@ -254,5 +257,19 @@ def wrap_with_weight_masks(
         return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     wrapped = tfk.models.clone_model(model, clone_function=wrap)
-    assign_masks(wrapped, masks)
+    registry_held = _mask_vars(wrapped)
+    unheld = dict(getattr(wrapped, UNHELD, {}))
+    for layer in wrapped.layers:
+        if not isinstance(layer, _wrapper_class()):
+            continue
+        for weight, mask_var, _ in layer.pruning_vars:
+            key = f"{layer.layer.name}/{weight.name.split('/')[-1].split(':')[0]}"
+            if key not in masks:
+                continue
+            mask = np.asarray(masks[key], np.float32)
+            mask_var.assign(mask)
+            weight.assign(weight.numpy() * mask)
+            if key not in registry_held:
+                unheld[key] = (weight, mask)
+    object.__setattr__(wrapped, UNHELD, unheld)
     return wrapped

@@ -1,0 +1,434 @@
+"""Score-driven gradual pruning: sparsity ramps up during fine-tuning, masks from fresh scores.
+
+At each pruning step of a :class:`GradualSchedule` the weights are scored
+again (OBD, Fisher, … on the *current* weights) and the lowest are pruned up
+to the ramp's sparsity. Masks only shrink, so the final sparsity is exact, and
+pruned weights are exactly zero after every training step. Keras 3 models hold
+masks in a :class:`LiveMaskConstraint` (mask in a variable, so the compiled
+train step sees new masks); tf_keras models train inside tfmot's wrappers with
+a schedule that never lets tfmot compute a mask
+(:func:`keras_forget.integrations.tfmot.score_driven_schedule`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_forget import _keras, scoring, selection
+from keras_forget.data import Data, input_rank
+from keras_forget.errors import InvalidArgumentError
+from keras_forget.metrics import evaluate
+from keras_forget.report import Report
+from keras_forget.scores.base import Score, ScoreMap
+from keras_forget.scores.objective import Objective
+from keras_forget.surgery import masking
+from keras_forget.surgery.registry import prunable_weights
+from keras_forget.training import FineTune, _sparse_labels
+
+MaskMap = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class GradualSchedule:
+    """When to prune during fine-tuning and how much: tfmot's ``PolynomialDecay`` ramp.
+
+    At training step ``t`` the target sparsity is
+    ``final + (initial - final) · (1 - p)^power`` with
+    ``p = clip((t - begin_step) / (end_step - begin_step), 0, 1)``; ``final``
+    is the ``sparsity`` given to :func:`keras_forget.prune`. Pruning happens at
+    ``begin_step``, every ``frequency`` steps after it, and always at
+    ``end_step`` (so the final sparsity is reached even when ``end_step -
+    begin_step`` is not a multiple of ``frequency``).
+
+    Attributes:
+        begin_step: first pruning step (optimizer steps, from 0).
+        end_step: last pruning step, >= ``begin_step``.
+        frequency: steps between pruning steps, >= 1.
+        initial_sparsity: sparsity of the first pruning step, in [0, 1).
+        power: exponent of the ramp (> 0); 3 prunes fast early, then slowly.
+    """
+
+    begin_step: int = 0
+    end_step: int = 1000
+    frequency: int = 100
+    initial_sparsity: float = 0.0
+    power: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("begin_step", "end_step", "frequency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise InvalidArgumentError(
+                    f"`GradualSchedule.{name}` must be an int >= 0, got {value!r}."
+                )
+        if self.end_step < self.begin_step:
+            raise InvalidArgumentError(
+                f"`GradualSchedule.end_step` ({self.end_step}) is before `begin_step` "
+                f"({self.begin_step})."
+            )
+        if self.frequency < 1:
+            raise InvalidArgumentError(
+                f"`GradualSchedule.frequency` must be >= 1, got {self.frequency}."
+            )
+        selection.check_amount(
+            self.initial_sparsity, "GradualSchedule.initial_sparsity", allow_zero=True
+        )
+        if not float(self.power) > 0:
+            raise InvalidArgumentError(f"`GradualSchedule.power` must be > 0, got {self.power}.")
+
+    def sparsity_at(self, step: int, final: float) -> float:
+        """The ramp's target sparsity at ``step`` for a final sparsity ``final``."""
+        span = self.end_step - self.begin_step
+        progress = 1.0 if span == 0 else (step - self.begin_step) / span
+        progress = min(1.0, max(0.0, progress))
+        return final + (self.initial_sparsity - final) * (1.0 - progress) ** self.power
+
+    def steps(self) -> list[int]:
+        """The pruning steps, in order: begin, every ``frequency`` after it, and end."""
+        steps = list(range(self.begin_step, self.end_step + 1, self.frequency))
+        return steps if steps[-1] == self.end_step else [*steps, self.end_step]
+
+    def get_config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> GradualSchedule:
+        return cls(**config)
+
+
+def check(schedule: Any, sparsity: float, tune: FineTune | None) -> GradualSchedule:
+    """Validates a schedule against the final sparsity and the fine-tuning, before work.
+
+    Raises:
+        InvalidArgumentError: not a :class:`GradualSchedule`, no ``fine_tune``
+            to prune during, or an initial sparsity above the final one.
+    """
+    if not isinstance(schedule, GradualSchedule):
+        raise InvalidArgumentError(
+            f"`schedule` must be a keras_forget.GradualSchedule, got {type(schedule).__name__}."
+        )
+    if tune is None:
+        raise InvalidArgumentError(
+            "`schedule` prunes during fine-tuning: pass `fine_tune=kf.FineTune(...)` too."
+        )
+    if schedule.initial_sparsity > sparsity:
+        raise InvalidArgumentError(
+            f"`GradualSchedule.initial_sparsity` ({schedule.initial_sparsity}) is above the "
+            f"final `sparsity` ({sparsity})."
+        )
+    return schedule
+
+
+def shrink(
+    scores: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    sparsity: float,
+    scope: str = "global",
+) -> MaskMap:
+    """Prunes the lowest scores up to ``sparsity``, keeping every weight already pruned.
+
+    Pure array code. Pruned weights are ranked first, so the new masks are a
+    subset of ``masks`` whenever ``sparsity`` is at least the current one.
+
+    Args:
+        scores: the ScoreMap of the current weights.
+        masks: the current MaskMap (``False`` = pruned).
+        sparsity: target fraction of pruned weights (per weight for ``"layer"``).
+        scope: ``"global"`` or ``"layer"``.
+
+    Returns:
+        The new MaskMap.
+    """
+    selection.check_finite(scores)
+    low = min(float(np.min(v)) for v in scores.values())
+    floor = low - max(1.0, abs(low))  # below every score: pruned weights rank first
+    ranked = {k: np.where(masks[k], scores[k], floor) for k in scores}
+    new = selection.select(ranked, sparsity, scope=scope, highest=False)
+    return {k: new[k] & np.asarray(masks[k], bool) for k in new}
+
+
+class LiveMaskConstraint(masking.MaskConstraint):
+    """A :class:`MaskConstraint` whose mask can change while a compiled model trains.
+
+    The mask is read from a non-trainable variable, which a traced train step
+    captures by reference; :meth:`set` changes it. ``mask`` (numpy) mirrors it
+    for :func:`keras_forget.masks_of` and ``get_config``.
+    """
+
+    def __init__(self, mask: np.ndarray, inner: Any = None, dtype: str = "float32") -> None:
+        super().__init__(mask, inner)
+        self.variable = keras.Variable(self.mask.astype(dtype), trainable=False, name="mask")
+
+    def __call__(self, w: Any) -> Any:
+        if self.inner is not None:
+            w = self.inner(w)
+        return w * keras.ops.cast(self.variable, w.dtype)
+
+    def set(self, mask: np.ndarray) -> None:
+        """Replaces the mask (``False`` = pruned)."""
+        self.mask = np.asarray(mask, bool)
+        self.variable.assign(self.mask.astype(self.variable.dtype))
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningStep:
+    """What one pruning step did.
+
+    Attributes:
+        step: the optimizer step at which it ran.
+        target: the ramp's sparsity at that step.
+        sparsity: fraction of prunable weights pruned after it.
+        leaked: nonzero weights found at already-pruned positions before it
+            (0 when masks held between pruning steps).
+        seconds: time spent scoring and assigning masks.
+    """
+
+    step: int
+    target: float
+    sparsity: float
+    leaked: int
+    seconds: float
+
+
+class ScoreDrivenPruner:
+    """Rescores a training model at the schedule's pruning steps and shrinks its masks.
+
+    Args:
+        rescore: ``model -> ScoreMap`` of the model's current weights.
+        sparsity: final sparsity.
+        scope: ``"global"`` or ``"layer"``.
+        schedule: the :class:`GradualSchedule`.
+    """
+
+    def __init__(
+        self,
+        rescore: Callable[[Any], ScoreMap],
+        sparsity: float,
+        scope: str,
+        schedule: GradualSchedule,
+    ) -> None:
+        self.rescore, self.schedule = rescore, schedule
+        self.final, self.scope = float(sparsity), scope
+        self.masks: MaskMap = {}
+        self.history: list[PruningStep] = []
+        self._steps = schedule.steps()
+
+    @property
+    def done(self) -> bool:
+        """Whether the last pruning step (``end_step``) has run."""
+        return not self._steps
+
+    def start(self, model: Any) -> None:
+        """Binds to a prepared model (see :func:`prepare`), all weights kept."""
+        self.masks = {
+            k: np.ones(w.variable.shape, bool) for k, w in prunable_weights(model).items()
+        }
+
+    def maybe_prune(self, model: Any, step: int) -> None:
+        """Prunes if a pruning step is due at or before ``step``."""
+        if self._steps and step >= self._steps[0]:
+            while self._steps and self._steps[0] <= step:
+                self._steps.pop(0)
+            target = self.final if self.done else self.schedule.sparsity_at(step, self.final)
+            self.prune(model, step, target)
+
+    def finish(self, model: Any, step: int) -> None:
+        """At the end of training, prunes to the final sparsity if the schedule did not."""
+        if self.done:
+            return
+        warnings.warn(
+            f"Training ended at step {step}, before the schedule's end_step "
+            f"{self.schedule.end_step}: pruned to the final sparsity without further training.",
+            stacklevel=2,
+        )
+        self._steps.clear()
+        self.prune(model, step, self.final)
+
+    def prune(self, model: Any, step: int, target: float) -> None:
+        """Scores the current weights and prunes the lowest up to ``target``."""
+        tick = time.perf_counter()
+        leaked = _leaked(model, self.masks)
+        self.masks = shrink(self.rescore(model), self.masks, target, self.scope)
+        assign(model, self.masks)
+        seconds = time.perf_counter() - tick
+        achieved = selection.sparsity(self.masks)
+        self.history.append(PruningStep(int(step), float(target), achieved, leaked, seconds))
+
+    @property
+    def seconds(self) -> float:
+        """Time spent in pruning steps."""
+        return sum(h.seconds for h in self.history)
+
+
+def _leaked(model: Any, masks: Mapping[str, np.ndarray]) -> int:
+    """Nonzero weights at pruned positions."""
+    weights = prunable_weights(model)
+    return sum(int(np.count_nonzero(weights[k].variable.numpy()[~m])) for k, m in masks.items())
+
+
+def prepare(model: Any, schedule: GradualSchedule, sparsity: float) -> Any:
+    """A trainable copy of ``model`` whose masks can change during training (all kept)."""
+    copy = _keras.clone(model)
+    ones = {k: np.ones(w.variable.shape, bool) for k, w in prunable_weights(copy).items()}
+    if _keras.flavor(model) == "tf_keras":
+        from keras_forget.integrations import tfmot
+
+        return tfmot.wrap_with_masks(copy, ones, tfmot.score_driven_schedule(schedule, sparsity))
+    for key, weight in prunable_weights(copy).items():
+        variable = weight.variable
+        inner = variable.constraint
+        if isinstance(inner, masking.MaskConstraint):
+            inner = inner.inner
+        variable.constraint = LiveMaskConstraint(ones[key], inner, variable.dtype)
+    return copy
+
+
+def assign(model: Any, masks: Mapping[str, np.ndarray]) -> None:
+    """Writes new masks into a prepared model and zeroes the newly pruned weights."""
+    if _keras.flavor(model) == "tf_keras":
+        from keras_forget.integrations import tfmot
+
+        tfmot.assign_masks(model, masks)
+        return
+    weights = prunable_weights(model)
+    for key, mask in masks.items():
+        variable = weights[key].variable
+        variable.constraint.set(mask)
+        variable.assign(variable.numpy() * np.asarray(mask, variable.dtype))
+
+
+def callbacks(model: Any, pruner: ScoreDrivenPruner) -> list[Any]:
+    """The callbacks that run ``pruner`` while ``model`` (prepared) trains."""
+    km = _keras.keras_module(model)
+    tf_keras = _keras.flavor(model) == "tf_keras"
+
+    class ScoreDrivenPruning(km.callbacks.Callback):
+        """Prunes at the schedule's steps; on tf_keras, re-masks after every step."""
+
+        def _step(self) -> int:
+            return int(np.asarray(self.model.optimizer.iterations))
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            pruner.maybe_prune(self.model, self._step())
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if tf_keras:  # tfmot masks on the next forward pass; keep variables zero now
+                from keras_forget.integrations import tfmot
+
+                tfmot.remask(self.model)
+
+        def on_train_end(self, logs: Any = None) -> None:
+            pruner.finish(self.model, self._step())
+
+    extra = []
+    if tf_keras:
+        from keras_forget.integrations import tfmot
+
+        extra = tfmot.callbacks(model)
+    return [*extra, ScoreDrivenPruning()]
+
+
+def _fit(
+    model: Any, tune: FineTune, data: Data, from_logits: bool, extra: list[Any], verbose: bool
+) -> None:
+    """Compiles and fits like :func:`keras_forget.training.fine_tune`, with ``extra`` callbacks."""
+    km = _keras.keras_module(model)
+    model.compile(
+        optimizer=km.optimizers.Adam(tune.learning_rate),
+        loss=km.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+        metrics=["accuracy"],
+    )
+    ds = _sparse_labels(data, tune.batch_size, input_rank(model))
+    model.fit(ds, epochs=tune.epochs, callbacks=extra, shuffle=False, verbose=1 if verbose else 0)
+
+
+@dataclasses.dataclass
+class GradualRun:
+    """What :func:`prune_gradually` returns.
+
+    Attributes:
+        model: the fine-tuned, masked model (mask constraints on Keras 3,
+            tfmot wrappers on tf_keras).
+        masks: the final MaskMap.
+        report: the :class:`~keras_forget.report.Report` (``after`` is None:
+            there is no one-shot state; ``fine_tuned`` is the final model).
+        history: one :class:`PruningStep` per pruning step.
+    """
+
+    model: Any
+    masks: MaskMap
+    report: Report
+    history: list[PruningStep]
+
+
+def prune_gradually(
+    model: Any,
+    data: Data | None,
+    *,
+    score: Score,
+    objective: Objective,
+    sparsity: float,
+    scope: str,
+    schedule: GradualSchedule,
+    tune: FineTune,
+    eval_data: Data | None = None,
+    batch_size: int = 64,
+    verbose: bool = True,
+) -> GradualRun:
+    """Fine-tunes a copy of ``model`` while pruning it to ``sparsity`` by fresh scores.
+
+    Arguments are validated by :func:`keras_forget.prune`, which calls this
+    with ``schedule=``; ``model`` itself is not changed.
+
+    Args:
+        model: a trained Keras 3 or tf_keras classifier.
+        data: scoring data (and fine-tuning data unless ``tune.data``).
+        score: the score re-run at each pruning step.
+        objective: what the model's output means.
+        sparsity: final sparsity, reached exactly.
+        scope: ``"global"`` or ``"layer"``.
+        schedule: when and how fast to prune.
+        tune: the fine-tuning that pruning happens during.
+        eval_data: data for the report's accuracies (default: ``data``).
+        batch_size: scoring batch size.
+        verbose: show Keras' progress bar.
+
+    Returns:
+        A :class:`GradualRun`.
+    """
+    start = time.perf_counter()
+    check = eval_data if eval_data is not None else data
+    before = None if check is None else evaluate(model, check)
+    working = prepare(model, schedule, sparsity)
+
+    def rescore(current: Any) -> ScoreMap:
+        return scoring.score(current, data, score, objective, batch_size=batch_size, verbose=False)
+
+    pruner = ScoreDrivenPruner(rescore, sparsity, scope, schedule)
+    pruner.start(working)
+    tick = time.perf_counter()
+    train = tune.data if tune.data is not None else data
+    _fit(working, tune, train, objective.from_logits, callbacks(working, pruner), verbose)
+    fit_seconds = time.perf_counter() - tick
+    if _keras.flavor(working) == "keras3":
+        masking.mask_model(working, pruner.masks, inplace=True)  # plain MaskConstraints
+    tuned = None if check is None else evaluate(working, check)
+    masks = pruner.masks
+    pruned = sum(int(m.size - np.count_nonzero(m)) for m in masks.values())
+    total = sum(int(m.size) for m in masks.values())
+    seconds = {
+        "scoring": pruner.seconds,
+        "fine_tune": fit_seconds - pruner.seconds,
+        "total": time.perf_counter() - start,
+    }
+    report = Report(
+        score.name, float(sparsity), scope, (), pruned, total, before, None, tuned, seconds
+    )
+    return GradualRun(working, masks, report, pruner.history)

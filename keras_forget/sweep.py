@@ -1,0 +1,353 @@
+"""Accuracy as a function of the fraction of weights pruned, without retraining.
+
+:func:`sweep` scores the model once per method (scores do not depend on the
+threshold), then for every method × scope × sparsity writes ``weight · mask``
+into one working copy and evaluates it. A 100-point sweep costs one scoring
+pass per method plus 100 cheap evaluations per line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_forget import _keras, scoring, selection
+from keras_forget.data import Data, concat, first_batch, input_rank
+from keras_forget.errors import InvalidArgumentError, NonFiniteError
+from keras_forget.scores import Objective
+from keras_forget.scores import get as get_score
+from keras_forget.scores.base import Score
+from keras_forget.scores.objective import outputs_are_probabilities
+from keras_forget.surgery import masking
+from keras_forget.surgery.registry import prunable_weights
+
+#: 0%, 5%, …, 95%.
+DEFAULT_SPARSITIES = tuple(np.round(np.arange(0.0, 1.0, 0.05), 10))
+_EVAL_BATCH = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """One method × scope of a sweep.
+
+    Attributes:
+        method: the score's name.
+        scope: ``"global"`` or ``"layer"``.
+        sparsity: the requested sparsities, ascending.
+        pruned: number of weights pruned at each point (exact).
+        accuracy: accuracy on the evaluation data at each point.
+        total: number of prunable weights.
+    """
+
+    method: str
+    scope: str
+    sparsity: tuple[float, ...]
+    pruned: tuple[int, ...]
+    accuracy: tuple[float, ...]
+    total: int
+
+    @property
+    def label(self) -> str:
+        """``"method/scope"``, the line's key in :attr:`Curve.lines`."""
+        return f"{self.method}/{self.scope}"
+
+    @property
+    def fraction_pruned(self) -> tuple[float, ...]:
+        """The exact fraction of prunable weights pruned at each point."""
+        return tuple(p / self.total for p in self.pruned)
+
+    def accuracy_at(self, sparsity: float) -> float:
+        """Accuracy at the point whose requested sparsity is closest to ``sparsity``.
+
+        Args:
+            sparsity: a fraction in [0, 1).
+
+        Returns:
+            The accuracy at that point.
+        """
+        index = int(np.argmin(np.abs(np.asarray(self.sparsity) - sparsity)))
+        return self.accuracy[index]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The line as plain lists, with ``fraction_pruned`` added."""
+        out = dataclasses.asdict(self)
+        out["fraction_pruned"] = list(self.fraction_pruned)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """What :func:`sweep` returns: one :class:`Line` per method × scope.
+
+    Attributes:
+        lines: ``{"method/scope": Line}``.
+        dense_accuracy: accuracy of the unpruned model.
+        seconds: ``"scoring/<method>"`` per method, and ``"evaluation"``.
+    """
+
+    lines: dict[str, Line]
+    dense_accuracy: float
+    seconds: dict[str, float]
+
+    def line(self, method: str, scope: str) -> Line:
+        """The line of ``method`` and ``scope``."""
+        return self.lines[f"{method}/{scope}"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The curve as plain, JSON-serializable Python objects."""
+        return {
+            "lines": {k: v.to_dict() for k, v in self.lines.items()},
+            "dense_accuracy": self.dense_accuracy,
+            "seconds": dict(self.seconds),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Curve:
+        """The inverse of :meth:`to_dict`."""
+        fields = ("method", "scope", "sparsity", "pruned", "accuracy", "total")
+        lines = {
+            k: Line(**{f: tuple(v[f]) if isinstance(v[f], list) else v[f] for f in fields})
+            for k, v in data["lines"].items()
+        }
+        return cls(lines, float(data["dense_accuracy"]), dict(data["seconds"]))
+
+    def plot(self, path: str | os.PathLike[str], title: str | None = None) -> str:
+        """Plots accuracy vs % of weights pruned, one line per method × scope.
+
+        Args:
+            path: the image file (format from its extension; PNG by default),
+                written atomically.
+            title: optional title.
+
+        Returns:
+            ``path``.
+        """
+        return plot_curves({"": self}, path, title)
+
+
+def plot_curves(
+    curves: Mapping[str, Curve], path: str | os.PathLike[str], title: str | None = None
+) -> str:
+    """Plots several curves on one chart (e.g. a model with and without dropout).
+
+    Args:
+        curves: ``{name: Curve}``; the name prefixes each line's label.
+        path: the image file, written atomically (temp file + rename).
+        title: optional title.
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.figure import Figure
+
+    from keras_forget.plots import save_figure
+
+    figure = Figure(figsize=(7, 4.5))
+    axis = figure.add_subplot()
+    for name, curve in curves.items():
+        for line in curve.lines.values():
+            style = "-" if line.scope == "global" else "--"
+            label = f"{name}: {line.label}" if name else line.label
+            percent = 100 * np.asarray(line.fraction_pruned)
+            axis.plot(percent, line.accuracy, style, label=label, linewidth=1.5)
+    axis.set_xlabel("% of weights pruned (no retraining)")
+    axis.set_ylabel("test accuracy")
+    axis.set_ylim(0, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    axis.set_title(title or "Accuracy vs. weights pruned")
+    return save_figure(figure, os.fspath(path))
+
+
+def _sparsities(values: Iterable[float]) -> tuple[float, ...]:
+    try:
+        array = np.asarray(list(values), np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"`sparsities` must be numbers, got {values!r}.") from None
+    if array.size == 0:
+        raise InvalidArgumentError("`sparsities` is empty.")
+    for value in array:
+        selection.check_amount(value, "sparsities", allow_zero=True)
+    return tuple(float(v) for v in np.unique(array))
+
+
+def _scores(methods: Sequence[Any]) -> list[Score]:
+    if isinstance(methods, (str, Score, Mapping)):
+        methods = [methods]
+    scores = [get_score(m) for m in methods]
+    names = [s.name for s in scores]
+    if not scores or len(set(names)) != len(names):
+        raise InvalidArgumentError(f"`methods` must name distinct scores, got {names}.")
+    return scores
+
+
+def _scopes(scopes: Sequence[str] | str) -> list[str]:
+    values = [scopes] if isinstance(scopes, str) else list(scopes)
+    if not values:
+        raise InvalidArgumentError("`scopes` is empty.")
+    return [selection.check_scope(s) for s in dict.fromkeys(values)]
+
+
+def _require_labels(data: Any, name: str) -> None:
+    """Raises unless ``data`` is labelled: an ``(x, y)`` pair or a dataset of pairs."""
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if isinstance(spec, tuple) and len(spec) >= 2:
+            return
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and data[1] is not None:
+        return
+    raise InvalidArgumentError(
+        f"`{name}` must be labelled: a pair (x, y) or a tf.data.Dataset of (x, y) pairs."
+    )
+
+
+def _check_model(model: Any) -> None:
+    _keras.flavor(model)  # TypeError if not a Keras model
+    if not model.built:
+        raise InvalidArgumentError("`model` is not built: call it on data or build() it first.")
+    for key, weight in prunable_weights(model).items():  # NotPrunableError if none
+        if not np.all(np.isfinite(weight.variable.numpy())):
+            raise NonFiniteError(f"`model` weight {key!r} contains NaN or infinity.")
+
+
+def _check_batch(model: Any, data: Data, name: str) -> tuple[int, bool]:
+    """Runs the model on the first batch; returns (classes, whether outputs are logits)."""
+    _require_labels(data, name)
+    x, y = first_batch(data, 32, input_rank=input_rank(model), name=name)
+    try:
+        out = np.asarray(model(x, training=False))
+    except Exception as error:
+        raise InvalidArgumentError(f"`{name}`: the model cannot run on it ({error}).") from error
+    if out.ndim != 2:
+        raise InvalidArgumentError(f"`model` must output (batch, classes); got {out.shape}.")
+    classes = out.shape[-1]
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise InvalidArgumentError(
+            f"`{name}`: labels must be in 0..{classes - 1} for a model with {classes} outputs; "
+            f"found {int(y.min())}..{int(y.max())}."
+        )
+    return classes, not outputs_are_probabilities(out)
+
+
+def _validate(model: Any, data: Data | None, eval_data: Data, scores: list[Score]) -> bool:
+    """Checks everything before work; returns whether the model outputs logits."""
+    _check_model(model)
+    if data is None and any(s.needs_data for s in scores):
+        names = [s.name for s in scores if s.needs_data]
+        raise InvalidArgumentError(f"`data` is required for method(s) {names}.")
+    _, from_logits = _check_batch(model, eval_data, "eval_data")
+    if data is not None:
+        _, from_logits = _check_batch(model, data, "data")
+    return from_logits
+
+
+class _Evaluator:
+    """Writes ``weight · mask`` into a working copy and measures its accuracy."""
+
+    def __init__(self, working: Any, eval_data: Data) -> None:
+        self.x, self.y = concat(eval_data, input_rank=input_rank(working), name="eval_data")
+        self.weights = prunable_weights(working)
+        self.original = {k: w.variable.numpy().copy() for k, w in self.weights.items()}
+        self.model = working
+        self._predict = tf.function(self._forward, reduce_retracing=True, autograph=False)
+
+    def _forward(self, x: Any) -> Any:
+        return self.model(x, training=False)
+
+    def accuracy(self, masks: Mapping[str, np.ndarray] | None = None) -> float:
+        """Accuracy with ``masks`` applied to the original weights (None: dense)."""
+        for key, value in self.original.items():
+            kept = value if masks is None else value * masks[key]
+            self.weights[key].variable.assign(kept)
+        correct = 0
+        for start in range(0, len(self.y), _EVAL_BATCH):
+            window = slice(start, start + _EVAL_BATCH)
+            x = tf.nest.map_structure(lambda a, w=window: a[w], self.x)
+            logits = np.asarray(self._predict(x))
+            correct += int(np.sum(logits.argmax(-1) == self.y[window]))
+        return correct / len(self.y)
+
+
+def sweep(
+    model: Any,
+    data: Data | None,
+    eval_data: Data,
+    *,
+    methods: Sequence[Any] = ("magnitude", "obd"),
+    scopes: Sequence[str] = ("global", "layer"),
+    sparsities: Iterable[float] = DEFAULT_SPARSITIES,
+    batch_size: int = 64,
+    verbose: bool = True,
+) -> Curve:
+    """Accuracy vs fraction pruned for several scores and scopes, without retraining.
+
+    Each point prunes exactly the weights :func:`keras_forget.prune` would
+    (same scores, same :func:`keras_forget.selection.select`), one-shot.
+
+    Args:
+        model: a trained Keras 3 or tf_keras classifier (not changed).
+        data: labelled data the scores are computed on; may be None when every
+            method is data-free (``magnitude``, ``random``).
+        eval_data: labelled data the accuracy is measured on.
+        methods: score names, configs or instances.
+        scopes: ``"global"`` and/or ``"layer"``.
+        sparsities: fractions in [0, 1) (sorted, duplicates dropped).
+        batch_size: scoring batch size.
+        verbose: show scoring progress.
+
+    Returns:
+        A :class:`Curve`.
+
+    Raises:
+        InvalidArgumentError: a bad argument (named in the message), including
+            evaluation data without labels.
+        NotPrunableError: a model with no prunable weight.
+        NonFiniteError: NaN or infinite weights or scores.
+        TypeError: ``model`` is not a Keras model.
+    """
+    scores = _scores(methods)
+    scopes = _scopes(scopes)
+    points = _sparsities(sparsities)
+    from_logits = _validate(model, data, eval_data, scores)
+    objective = Objective(from_logits=from_logits, target="log_likelihood")
+    working = masking.strip(model)
+    seconds: dict[str, float] = {}
+    ranked = {}
+    for score in scores:  # all scores first, while the working copy is unpruned
+        tick = time.perf_counter()
+        ranked[score.name] = scoring.score(
+            working, data, score, objective, batch_size=batch_size, verbose=verbose
+        )
+        seconds[f"scoring/{score.name}"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    evaluator = _Evaluator(working, eval_data)
+    dense = evaluator.accuracy()
+    lines = {}
+    for name, scores_of in ranked.items():
+        for scope in scopes:
+            line = _line(evaluator, scores_of, name, scope, points)
+            lines[line.label] = line
+    seconds["evaluation"] = time.perf_counter() - tick
+    return Curve(lines, dense, seconds)
+
+
+def _line(
+    evaluator: _Evaluator,
+    ranked: Mapping[str, np.ndarray],
+    method: str,
+    scope: str,
+    points: tuple[float, ...],
+) -> Line:
+    pruned, accuracy = [], []
+    for sparsity in points:
+        masks = selection.select(ranked, sparsity, scope=scope, highest=False)
+        pruned.append(sum(int(m.size - np.count_nonzero(m)) for m in masks.values()))
+        accuracy.append(evaluator.accuracy(masks))
+    total = sum(int(np.size(v)) for v in ranked.values())
+    return Line(method, scope, points, tuple(pruned), tuple(accuracy), total)
