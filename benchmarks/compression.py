@@ -21,7 +21,6 @@ Prints tables and writes benchmarks/results/compression.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -32,6 +31,7 @@ import numpy as np
 import keras_forget as kf
 from keras_forget import _keras, scoring, selection
 from keras_forget.export import sparsity as zero_fraction
+from keras_forget.files import write_json
 from keras_forget.gradual import GradualSchedule
 from keras_forget.scores import OBD, Objective
 from keras_forget.sweep import sweep
@@ -248,15 +248,6 @@ def tables(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(data: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".json")
-    with os.fdopen(fd, "w") as file:
-        json.dump(data, file, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=30, help="training epochs")
@@ -290,7 +281,7 @@ def main(argv=None) -> int:
     result["tflite"] = sizes(model, train_data)
     result["targets"] = targets(result)
     result["seconds"] = time.perf_counter() - start
-    write_json(result, args.out)
+    write_json(args.out, result)
     print(tables(result) + "\n\n" + "\n".join(result["targets"]))
     print(f"\n{result['seconds']:.0f}s; wrote {args.out}")
     return 0

@@ -18,14 +18,13 @@ pruned.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 
 import keras
 import numpy as np
 
 import keras_forget as kf
+from keras_forget.files import write_json
 from keras_forget.sweep import Curve, plot_curves, sweep
 
 HIDDEN = {"digits": (256, 128, 64), "mnist": (60, 40, 20)}  # about 58K / 50K weights
@@ -95,15 +94,6 @@ def observations(plain: Curve, dropped: Curve) -> list[str]:
     return lines
 
 
-def write_json(data, path: str) -> None:
-    """Writes JSON through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".json")
-    with os.fdopen(fd, "w") as file:
-        json.dump(data, file, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
@@ -167,8 +157,8 @@ def main(argv=None) -> int:
     path = os.path.join(args.out, "curves.json")
     settings = {"dataset": args.dataset, "hidden": HIDDEN[args.dataset], "seed": args.seed}
     write_json(
-        settings | {"curves": {k: v.to_dict() for k, v in curves.items()}, "observations": found},
         path,
+        settings | {"curves": {k: v.to_dict() for k, v in curves.items()}, "observations": found},
     )
     print(table(plain, dropped) + "\n\n" + "\n".join(found) + f"\n\nwrote {png} and {path}")
     return 0

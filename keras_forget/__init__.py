@@ -6,7 +6,7 @@ models, mask constraints for Keras 3 models) and exports a stripped, sparse
 SavedModel and TFLite file.
 """
 
-from keras_forget import datasets, scores, selection
+from keras_forget import datasets, generative, scores, selection
 from keras_forget.api import Result, prune, prune_for_class
 from keras_forget.errors import (
     ExportError,
@@ -17,6 +17,13 @@ from keras_forget.errors import (
     UnsupportedLayerError,
 )
 from keras_forget.export import ExportReport, export
+from keras_forget.generative import (
+    ConditionalGenerator,
+    GenerationRates,
+    judge_rates,
+    rate_generator,
+)
+from keras_forget.generative_plots import plot_generations
 from keras_forget.gradual import GradualSchedule
 from keras_forget.metrics import Evaluation, evaluate
 from keras_forget.report import Report
@@ -27,6 +34,8 @@ from keras_forget.training import FineTune
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConditionalGenerator",
+    "GenerationRates",
     "Curve",
     "GradualSchedule",
     "Evaluation",
@@ -43,11 +52,15 @@ __all__ = [
     "__version__",
     "datasets",
     "evaluate",
+    "generative",
+    "judge_rates",
     "export",
     "mask_model",
     "masks_of",
+    "plot_generations",
     "prune",
     "prune_for_class",
+    "rate_generator",
     "scores",
     "selection",
     "strip",

@@ -255,6 +255,7 @@ def prune_for_class(
         fine_tune,
         eval_data,
         verbose,
+        evaluator=_evaluate if output_fn is None else _no_eval,
     )
 
 

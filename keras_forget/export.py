@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,7 +91,7 @@ def export(
     tflite: bool = True,
     sparse: bool = False,
     int8: bool = False,
-    sample: np.ndarray | None = None,
+    sample: np.ndarray | Sequence[np.ndarray] | None = None,
     atol: float = 1e-4,
     overwrite: bool = False,
     verbose: bool = True,
@@ -105,14 +105,17 @@ def export(
     in only once every check passed; a failed export leaves nothing behind.
 
     Args:
-        model: a built single-input, single-output Keras 3 or tf_keras model.
+        model: a built Keras 3 or tf_keras model with one output, and one
+            input or several (fed to the TFLite model by input name).
         path: destination directory, created if missing.
         tflite: write ``model.tflite``.
         sparse: let the TFLite converter store sparse weights in a sparse
             format (``Optimize.EXPERIMENTAL_SPARSITY``); needs ``tflite``.
         int8: also write ``model_int8.tflite``; needs ``tflite``.
-        sample: a batch of inputs for the parity check; by default a seeded
-            random batch of 8 (integers in {0, 1} for integer inputs).
+        sample: a batch of inputs for the parity check (for several inputs,
+            a tuple or list of batches in the order of ``model.inputs``); by
+            default a seeded random batch of 8 (integers in {0, 1} for integer
+            inputs).
         atol: largest allowed max absolute difference of the float TFLite model.
         overwrite: replace artifacts of the same names already in ``path``.
         verbose: print one line per artifact.
@@ -129,8 +132,7 @@ def export(
     """
     _keras.flavor(model)
     path = _check_path(path)
-    shape, dtype = _input_spec(model)
-    x = _check_sample(sample, shape, dtype)
+    x = _check_samples(sample, _input_specs(model))
     _check_options(tflite, sparse, int8, atol)
     names = [SAVED_MODEL] + [TFLITE] * tflite + [INT8_TFLITE] * int8
     taken = [n for n in names if os.path.lexists(os.path.join(path, n))]
@@ -176,20 +178,57 @@ def _check_options(tflite: bool, sparse: bool, int8: bool, atol: float) -> None:
         raise ValueError("`int8=True` writes a TFLite file; it needs tflite=True.")
 
 
-def _input_spec(model: Any) -> tuple[tuple[int | None, ...], np.dtype]:
-    """The batch input shape and dtype of a single-input, single-output model."""
+Spec = tuple[tuple[int | None, ...], np.dtype]
+#: A parity-check batch: an array, or ``{input name: array}`` for several inputs.
+Batch = Any
+
+
+def _input_specs(model: Any) -> dict[str, Spec]:
+    """``{input name: (batch shape, dtype)}`` of a single-output model, in input order."""
     try:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError):
         inputs = outputs = None
-    if len(inputs or [None]) != 1 or len(outputs or [None]) != 1:
-        raise ValueError("`model` must have one input and one output.")
-    if inputs:
-        return tuple(inputs[0].shape), np.dtype(tf.as_dtype(inputs[0].dtype).as_numpy_dtype)
+    if len(outputs or [None]) != 1:
+        raise ValueError("`model` must have one output.")
+    if not inputs:
+        return {"input": _input_spec(model)}
+    specs = {
+        _tensor_name(t): (tuple(t.shape), np.dtype(tf.as_dtype(t.dtype).as_numpy_dtype))
+        for t in inputs
+    }
+    if len(specs) != len(inputs):
+        raise ValueError("`model` inputs must have distinct names.")
+    return specs
+
+
+def _tensor_name(tensor: Any) -> str:
+    """A Keras input's name without a ``:0`` suffix."""
+    return str(tensor.name).split(":")[0]
+
+
+def _input_spec(model: Any) -> Spec:
+    """The batch input shape and dtype of a model built without Input layers."""
     try:
         return tuple(_keras._input_shape(model)), np.dtype("float32")
     except Exception as error:
         raise ValueError(f"`model` must be built with a known input shape ({error}).") from error
+
+
+def _check_samples(sample: Any, specs: dict[str, Spec]) -> Batch:
+    """The parity-check batch: an array for one input, ``{name: array}`` for several."""
+    if len(specs) == 1:
+        return _check_sample(sample, *next(iter(specs.values())))
+    if sample is not None and (not isinstance(sample, (tuple, list)) or len(sample) != len(specs)):
+        raise ValueError(
+            f"`sample` must be a tuple or list of {len(specs)} batches, one per model input "
+            f"({', '.join(specs)})."
+        )
+    parts = [None] * len(specs) if sample is None else list(sample)
+    x = {name: _check_sample(part, *spec) for (name, spec), part in zip(specs.items(), parts)}
+    if len({len(a) for a in x.values()}) != 1:
+        raise ValueError("`sample` batches must all have the same number of examples.")
+    return x
 
 
 def _check_sample(sample: Any, shape: tuple[int | None, ...], dtype: np.dtype) -> np.ndarray:
@@ -213,11 +252,12 @@ def _check_sample(sample: Any, shape: tuple[int | None, ...], dtype: np.dtype) -
 
 
 def _build(
-    model: Any, tmp: str, x: np.ndarray, tflite: bool, sparse: bool, int8: bool, atol: float
+    model: Any, tmp: str, x: Batch, tflite: bool, sparse: bool, int8: bool, atol: float
 ) -> tuple[dict[str, float], list[str], Any]:
     """Writes and checks every artifact in ``tmp``; returns diffs, notes, exported model."""
     exported = strip(model)
-    expected = np.asarray(exported(x, training=False))  # also traces subclassed models
+    inputs = list(x.values()) if isinstance(x, dict) else x
+    expected = np.asarray(exported(inputs, training=False))  # also traces subclassed models
     saved_model = os.path.join(tmp, SAVED_MODEL)
     _save(exported, saved_model)
     diffs: dict[str, float] = {}
@@ -230,7 +270,7 @@ def _build(
     if not diffs[TFLITE] <= atol:
         raise ExportError(
             f"{TFLITE} differs from the Keras model by max |diff| = {diffs[TFLITE]:.3g} > "
-            f"atol = {atol:.3g} on a batch of {len(x)}."
+            f"atol = {atol:.3g} on a batch of {len(expected)}."
         )
     if sparse and _sparse_tensor_count(content) == 0:
         notes.append("sparse: the converter stored no tensor in sparse format")
@@ -270,12 +310,14 @@ def _convert(saved_model: str, optimizations: list[Any], target: str) -> bytes:
     return content
 
 
-def _run_tflite(content: bytes, x: np.ndarray, resolver: Any = None) -> np.ndarray:
+def _run_tflite(content: bytes, x: Batch, resolver: Any = None) -> np.ndarray:
     """Runs a batch through a TFLite model; one example at a time if it cannot resize."""
     kwargs = {} if resolver is None else {"experimental_op_resolver_type": resolver}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*Interpreter is deprecated", UserWarning)
         interpreter = tf.lite.Interpreter(model_content=content, **kwargs)
+    if isinstance(x, dict):
+        return _run_signature(interpreter, x)
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
 
     def run(batch: np.ndarray) -> np.ndarray:
@@ -289,6 +331,27 @@ def _run_tflite(content: bytes, x: np.ndarray, resolver: Any = None) -> np.ndarr
         return run(x)
     except (RuntimeError, ValueError):
         return np.concatenate([run(x[i : i + 1]) for i in range(len(x))])
+
+
+def _run_signature(interpreter: Any, x: dict[str, np.ndarray]) -> np.ndarray:
+    """Runs a batch of several named inputs through the ``serving_default`` signature."""
+    runner = interpreter.get_signature_runner()
+    expected = set(runner.get_input_details())
+    if expected != set(x):
+        raise ExportError(
+            f"The TFLite signature's inputs {sorted(expected)} do not match the model's "
+            f"input names {sorted(x)}."
+        )
+
+    def run(index: slice) -> np.ndarray:
+        (out,) = runner(**{name: a[index] for name, a in x.items()}).values()
+        return out
+
+    size = len(next(iter(x.values())))
+    try:
+        return run(slice(None))
+    except (RuntimeError, ValueError):
+        return np.concatenate([run(slice(i, i + 1)) for i in range(size)])
 
 
 def _max_abs_diff(actual: np.ndarray, expected: np.ndarray) -> float:

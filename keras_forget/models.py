@@ -4,11 +4,12 @@ the examples and the benchmarks."""
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import keras
 import numpy as np
+
+from keras_forget.files import atomic_path
 
 
 def digits_mlp(
@@ -47,16 +48,8 @@ def train(
 
 def save_atomic(model: keras.Model, path: str) -> None:
     """Saves a ``.keras`` file through a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kf-", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def cached(path: str | None, build: Any, fit: Any) -> tuple[keras.Model, bool]:

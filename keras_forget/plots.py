@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
+
+from keras_forget.files import atomic_path
 
 
 def _pyplot() -> Any:
@@ -20,19 +21,16 @@ def _pyplot() -> Any:
 
 def save_figure(figure: Any, path: str) -> str:
     """Writes a matplotlib figure to ``path`` atomically (temp file + rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kf-", suffix=suffix)
-    os.close(fd)
     try:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=120, bbox_inches="tight", format=_format(path))
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         _pyplot().close(figure)
     return path
+
+
+def _format(path: str) -> str:
+    return os.path.splitext(path)[1].lstrip(".").lower() or "png"
 
 
 def per_class_bars(report: Any, path: str, title: str | None = None) -> str:

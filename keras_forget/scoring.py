@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from keras_forget.data import Data, batches, input_rank, take
+from keras_forget.data import Data, batches, input_rank, size, take
 from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.objective import Objective
 from keras_forget.surgery.registry import prunable_weights
@@ -17,7 +17,7 @@ from keras_forget.surgery.registry import prunable_weights
 def _progress(data: Data, batch_size: int, desc: str, verbose: bool) -> tqdm:
     total = None
     if isinstance(data, (tuple, list)):
-        total = -(-len(data[0]) // batch_size)
+        total = -(-size(data[0]) // batch_size)
     return tqdm(total=total, desc=desc, unit="batch", disable=not verbose, leave=False)
 
 
