@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 import keras_forget as kf
+from keras_forget.files import write_json
 from keras_forget import models
 
 METHODS = ("gradxweight", "fisher", "obd", "magnitude", "random")
@@ -40,18 +41,29 @@ def forget(model, train, test, target, method):
     result = kf.prune_for_class(model, train, target, method=method, eval_data=test, verbose=False)
     seconds = time.perf_counter() - start
     tuned = kf.prune_for_class(
-        model, train, target, method=method, amount=result.report.amount,
-        fine_tune=kf.FineTune(epochs=1), eval_data=test, verbose=False,
+        model,
+        train,
+        target,
+        method=method,
+        amount=result.report.amount,
+        fine_tune=kf.FineTune(epochs=1),
+        eval_data=test,
+        verbose=False,
     ).report.fine_tuned
     return result.report, tuned, seconds
 
 
 def row(method, target, before, after, tuned, amount, ratio):
     return {
-        "method": method, "class": target, "amount": amount,
-        "forget_acc_before": before.forget_accuracy, "retain_acc_before": before.retain_accuracy,
-        "forget_acc_noft": after.forget_accuracy, "retain_acc_noft": after.retain_accuracy,
-        "forget_acc_ft": tuned.forget_accuracy, "retain_acc_ft": tuned.retain_accuracy,
+        "method": method,
+        "class": target,
+        "amount": amount,
+        "forget_acc_before": before.forget_accuracy,
+        "retain_acc_before": before.retain_accuracy,
+        "forget_acc_noft": after.forget_accuracy,
+        "retain_acc_noft": after.retain_accuracy,
+        "forget_acc_ft": tuned.forget_accuracy,
+        "retain_acc_ft": tuned.retain_accuracy,
         "time_vs_retrain": ratio,
     }
 
@@ -69,8 +81,10 @@ def summarize(rows):
             f"{r['retain_acc_ft']:>7.3f}{r['time_vs_retrain']:>10.3f}"
         )
     lines.append("")
-    lines.append(f"{'method':<12}{'max FA':>8}{'mean FA':>9}{'worst ΔRA':>11}{'mean ΔRA':>10}"
-                 f"{'max FA-FT':>11}{'worst ΔRA-FT':>14}{'t/retrain':>11}")
+    lines.append(
+        f"{'method':<12}{'max FA':>8}{'mean FA':>9}{'worst ΔRA':>11}{'mean ΔRA':>10}"
+        f"{'max FA-FT':>11}{'worst ΔRA-FT':>14}{'t/retrain':>11}"
+    )
     for method in dict.fromkeys(r["method"] for r in rows):
         sub = [r for r in rows if r["method"] == method]
         fa = np.array([r["forget_acc_noft"] for r in sub])
@@ -78,8 +92,10 @@ def summarize(rows):
         fa_ft = np.array([r["forget_acc_ft"] for r in sub])
         dra_ft = np.array([r["retain_acc_ft"] - r["retain_acc_before"] for r in sub])
         t = np.array([r["time_vs_retrain"] for r in sub])
-        lines.append(f"{method:<12}{fa.max():>8.3f}{fa.mean():>9.3f}{dra.min():>+11.3f}"
-                     f"{dra.mean():>+10.3f}{fa_ft.max():>11.3f}{dra_ft.min():>+14.3f}{t.mean():>11.3f}")
+        lines.append(
+            f"{method:<12}{fa.max():>8.3f}{fa.mean():>9.3f}{dra.min():>+11.3f}"
+            f"{dra.mean():>+10.3f}{fa_ft.max():>11.3f}{dra_ft.min():>+14.3f}{t.mean():>11.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -97,17 +113,24 @@ def main():
         gold, retrain_s = retrain(train, test, target, args.epochs)
         for method in args.methods:
             report, tuned, seconds = forget(model, train, test, target, method)
-            rows.append(row(method, target, report.before, report.after, tuned, report.amount,
-                            seconds / retrain_s))
+            rows.append(
+                row(
+                    method,
+                    target,
+                    report.before,
+                    report.after,
+                    tuned,
+                    report.amount,
+                    seconds / retrain_s,
+                )
+            )
             print(summarize(rows[-1:]).splitlines()[1], flush=True)
         rows.append(row("retrain", target, report.before, gold, gold, 0.0, 1.0))
     table = summarize(rows)
     print(table)
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "forget_digits.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump({"rows": rows, "epochs": args.epochs}, f, indent=1)
-    os.replace(path + ".tmp", path)
+    path = write_json(
+        os.path.join(args.out, "forget_digits.json"), {"rows": rows, "epochs": args.epochs}
+    )
     print(f"wrote {path}")
 
 
