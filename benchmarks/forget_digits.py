@@ -14,15 +14,14 @@ Prints a table and writes benchmarks/results/forget_digits.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
 
 import keras_forget as kf
-from keras_forget.files import write_json
 from keras_forget import models
+from keras_forget.files import write_json
 
 METHODS = ("gradxweight", "fisher", "obd", "magnitude", "random")
 
