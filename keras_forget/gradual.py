@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from keras_forget import _keras, scoring, selection
-from keras_forget.data import Data, input_rank
+from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.metrics import evaluate
 from keras_forget.report import Report
@@ -30,7 +30,7 @@ from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.objective import Objective
 from keras_forget.surgery import masking
 from keras_forget.surgery.registry import prunable_weights
-from keras_forget.training import FineTune, _sparse_labels
+from keras_forget.training import FineTune, fine_tune
 
 MaskMap = dict[str, np.ndarray]
 
@@ -335,20 +335,6 @@ def callbacks(model: Any, pruner: ScoreDrivenPruner) -> list[Any]:
     return [*extra, ScoreDrivenPruning()]
 
 
-def _fit(
-    model: Any, tune: FineTune, data: Data, from_logits: bool, extra: list[Any], verbose: bool
-) -> None:
-    """Compiles and fits like :func:`keras_forget.training.fine_tune`, with ``extra`` callbacks."""
-    km = _keras.keras_module(model)
-    model.compile(
-        optimizer=km.optimizers.Adam(tune.learning_rate),
-        loss=km.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-        metrics=["accuracy"],
-    )
-    ds = _sparse_labels(data, tune.batch_size, input_rank(model))
-    model.fit(ds, epochs=tune.epochs, callbacks=extra, shuffle=False, verbose=1 if verbose else 0)
-
-
 @dataclasses.dataclass
 class GradualRun:
     """What :func:`prune_gradually` returns.
@@ -415,7 +401,14 @@ def prune_gradually(
     pruner.start(working)
     tick = time.perf_counter()
     train = tune.data if tune.data is not None else data
-    _fit(working, tune, train, objective.from_logits, callbacks(working, pruner), verbose)
+    fine_tune(
+        working,
+        tune,
+        train,
+        from_logits=objective.from_logits,
+        verbose=verbose,
+        callbacks=callbacks(working, pruner),
+    )
     fit_seconds = time.perf_counter() - tick
     if _keras.flavor(working) == "keras3":
         masking.mask_model(working, pruner.masks, inplace=True)  # plain MaskConstraints

@@ -87,7 +87,13 @@ def _sparse_labels(data: Data, batch_size: int, input_rank: int | None) -> Data:
 
 
 def fine_tune(
-    model: Any, config: FineTune, data: Data, *, from_logits: bool, verbose: bool
+    model: Any,
+    config: FineTune,
+    data: Data,
+    *,
+    from_logits: bool,
+    verbose: bool,
+    callbacks: list[Any] | None = None,
 ) -> None:
     """Trains a masked model in place; its masks hold through training.
 
@@ -97,13 +103,16 @@ def fine_tune(
         data: the data to train on.
         from_logits: whether the model outputs logits.
         verbose: show Keras' progress bar.
+        callbacks: Keras callbacks; by default those the masks need (tfmot's
+            for a tf_keras model, none for Keras 3).
     """
     km = _keras.keras_module(model)
-    callbacks = []
-    if _keras.flavor(model) == "tf_keras":
-        from keras_forget.integrations import tfmot
+    if callbacks is None:
+        callbacks = []
+        if _keras.flavor(model) == "tf_keras":
+            from keras_forget.integrations import tfmot
 
-        callbacks = tfmot.callbacks(model)
+            callbacks = tfmot.callbacks(model)
     model.compile(
         optimizer=km.optimizers.Adam(config.learning_rate),
         loss=km.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
