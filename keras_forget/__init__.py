@@ -6,8 +6,9 @@ models, mask constraints for Keras 3 models) and exports a stripped, sparse
 SavedModel and TFLite file.
 """
 
-from keras_forget import datasets, generative, scores, selection
+from keras_forget import components, datasets, generative, scores, selection
 from keras_forget.api import Result, prune, prune_for_class
+from keras_forget.components import forget_units, prune_units
 from keras_forget.errors import (
     ExportError,
     InvalidArgumentError,
@@ -28,6 +29,7 @@ from keras_forget.gradual import GradualSchedule
 from keras_forget.metrics import Evaluation, evaluate
 from keras_forget.report import Report
 from keras_forget.surgery.masking import mask_model, masks_of, strip
+from keras_forget.surgery.structured import shrink
 from keras_forget.sweep import Curve, sweep
 from keras_forget.training import FineTune
 
@@ -50,19 +52,23 @@ __all__ = [
     "Result",
     "UnsupportedLayerError",
     "__version__",
+    "components",
     "datasets",
     "evaluate",
     "generative",
     "judge_rates",
     "export",
+    "forget_units",
     "mask_model",
     "masks_of",
     "plot_generations",
     "prune",
     "prune_for_class",
+    "prune_units",
     "rate_generator",
     "scores",
     "selection",
+    "shrink",
     "strip",
     "sweep",
 ]

@@ -153,9 +153,10 @@ def prune_for_class(
     data: Data,
     target_class: int | Sequence[int],
     *,
-    method: Any = FORGET_METHOD,
-    amount: float | str = FORGET_AMOUNT,
-    scope: str = "global",
+    method: Any = None,
+    amount: float | str | None = None,
+    scope: str | None = None,
+    granularity: str = "weight",
     floor: float = FORGET_FLOOR,
     forget_accuracy: float = FORGET_ACCURACY,
     fine_tune: FineTune | None = None,
@@ -177,12 +178,17 @@ def prune_for_class(
         data: labelled ``(x, y)`` or a ``tf.data.Dataset`` (integer or one-hot
             labels), containing the classes to forget and the rest.
         target_class: the class or classes to forget.
-        method: score name (``keras_forget.scores.names()``), config or instance.
+        method: score name (``keras_forget.scores.names()``), config or
+            instance; default ``"gradxweight"`` (``"discedit"`` for units).
         amount: fraction in (0, 1) of prunable weights to prune, or
-            ``"auto"``: the smallest amount (on a geometric grid) at which the
-            accuracy on the target classes' examples of ``data`` is at most
-            ``forget_accuracy`` (see :mod:`keras_forget.amount`).
-        scope: ``"global"`` (rank all weights together) or ``"layer"``.
+            ``"auto"`` (the default): the smallest amount (on a geometric grid)
+            at which the accuracy on the target classes' examples of ``data``
+            is at most ``forget_accuracy`` (see :mod:`keras_forget.amount`).
+            For units: a fraction of units, or a count per layer (default 0.1).
+        scope: ``"global"`` (rank all weights together, the default) or ``"layer"``.
+        granularity: ``"weight"`` (default) or ``"unit"``: mask whole Dense
+            units / Conv filters with DISCEDIT-U class-moment scores (see
+            :func:`keras_forget.components.forget_units`).
         floor: the contrast's floor (see :func:`keras_forget.selection.contrast`).
         forget_accuracy: the goal of ``amount="auto"``, in [0, 1).
         fine_tune: optional :class:`FineTune`; by default on ``data`` without
@@ -206,6 +212,26 @@ def prune_for_class(
         NotPrunableError: a model with no prunable weight.
         NonFiniteError: NaN or infinite weights or scores.
     """
+    from keras_forget import components
+
+    if components.check_granularity(granularity) == "unit":
+        if output_fn is not None:
+            raise InvalidArgumentError("`granularity='unit'` needs a classifier, not `output_fn`.")
+        return components.forget_units(
+            model,
+            data,
+            target_class,
+            method="discedit" if method is None else method,
+            amount=components.FORGET_AMOUNT if amount is None else amount,
+            scope=components.FORGET_SCOPE if scope is None else scope,
+            fine_tune=fine_tune,
+            eval_data=eval_data,
+            batch_size=batch_size,
+            verbose=verbose,
+        )
+    method = FORGET_METHOD if method is None else method
+    amount = FORGET_AMOUNT if amount is None else amount
+    scope = "global" if scope is None else scope
     if output_fn is None:
         classes = _check_model(model, data)
     else:
@@ -264,8 +290,10 @@ def prune(
     data: Data | None = None,
     *,
     sparsity: float = 0.5,
-    method: Any = "magnitude",
-    scope: str = "global",
+    method: Any = None,
+    scope: str | None = None,
+    granularity: str = "weight",
+    shrink: bool = False,
     fine_tune: FineTune | None = None,
     eval_data: Data | None = None,
     schedule: Any = None,
@@ -285,8 +313,15 @@ def prune(
         data: labelled data for data-driven scores (``obd``, ``fisher``,
             ``gradxweight``); may be None for ``magnitude`` and ``random``.
         sparsity: fraction in [0, 1) of prunable weights to prune.
-        method: score name, config or instance.
-        scope: ``"global"`` or ``"layer"``.
+        method: score name, config or instance; default ``"magnitude"``
+            (``"discedit"`` for units).
+        scope: ``"global"`` (default for weights) or ``"layer"`` (default for units).
+        granularity: ``"weight"`` (default) or ``"unit"``: remove whole units
+            and filters that discriminate no class (DISCEDIT-SP, see
+            :func:`keras_forget.components.prune_units`); ``sparsity`` is then
+            the fraction of units.
+        shrink: with ``granularity="unit"``, return a physically smaller model
+            instead of a masked one.
         fine_tune: optional :class:`FineTune` (by default on ``data``).
         eval_data: data for the report's accuracies (default: ``data``).
         schedule: optional :class:`keras_forget.GradualSchedule` for
@@ -302,8 +337,25 @@ def prune(
         InvalidArgumentError: a bad argument (named in the message).
         NotPrunableError: a model with no prunable weight.
     """
-    from keras_forget import gradual
+    from keras_forget import components, gradual
 
+    if components.check_granularity(granularity) == "unit":
+        return components.prune_units(
+            model,
+            data,
+            sparsity=sparsity,
+            method="discedit" if method is None else method,
+            scope="layer" if scope is None else scope,
+            shrink=shrink,
+            fine_tune=fine_tune,
+            eval_data=eval_data,
+            batch_size=batch_size,
+            verbose=verbose,
+        )
+    if shrink:
+        raise InvalidArgumentError("`shrink=True` needs `granularity='unit'`.")
+    method = "magnitude" if method is None else method
+    scope = "global" if scope is None else scope
     classes = _check_model(model, data)
     selection.check_amount(sparsity, "sparsity", allow_zero=True)
     selection.check_scope(scope)

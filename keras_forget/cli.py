@@ -18,8 +18,14 @@ from keras_forget.export import export
 from keras_forget.training import FineTune
 
 
-def _amount(text: str) -> float | str:
-    return text if text == "auto" else float(text)
+def _amount(text: str) -> float | int | str:
+    if text == "auto":
+        return text
+    return int(text) if text.isdigit() else float(text)
+
+
+def _methods() -> list[str]:
+    return sorted({*scores.names(), *scores.units.names(), "discedit"})
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,14 +35,25 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", default="digits", choices=datasets.NAMES)
     p.add_argument("--target-class", type=int, nargs="+", default=[3])
-    p.add_argument("--method", default=api.FORGET_METHOD, choices=scores.names())
+    p.add_argument(
+        "--granularity",
+        default="weight",
+        choices=("weight", "unit"),
+        help="prune single weights (default) or whole units / filters",
+    )
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=_methods(),
+        help=f"score (default: {api.FORGET_METHOD}; discedit for units)",
+    )
     p.add_argument(
         "--amount",
         type=_amount,
-        default=api.FORGET_AMOUNT,
-        help="fraction of weights to prune, or 'auto' (default)",
+        default=None,
+        help="fraction to prune, or 'auto' (default for weights); for units also a count",
     )
-    p.add_argument("--scope", default="global", choices=("global", "layer"))
+    p.add_argument("--scope", default=None, choices=("global", "layer"))
     p.add_argument("--fine-tune-epochs", type=int, default=0)
     p.add_argument("--epochs", type=int, default=40, help="training epochs of the classifier")
     p.add_argument("--out", default="keras_forget_out", help="output directory")
@@ -65,6 +82,7 @@ def run(args: argparse.Namespace) -> dict:
         method=args.method,
         amount=args.amount,
         scope=args.scope,
+        granularity=args.granularity,
         fine_tune=tune,
         eval_data=(x_test, y_test),
         verbose=verbose,

@@ -24,6 +24,8 @@ class Report:
         fine_tuned: evaluation after fine-tuning, if any.
         seconds: wall time of each stage (``scoring``, ``masking``,
             ``fine_tune``, ``total``).
+        granularity: ``"weight"``, or ``"unit"`` when ``pruned`` and
+            ``total`` count units (Dense units, Conv filters).
     """
 
     method: str
@@ -36,6 +38,7 @@ class Report:
     after: Evaluation | None
     fine_tuned: Evaluation | None
     seconds: dict[str, float]
+    granularity: str = "weight"
 
     @property
     def sparsity(self) -> float:
@@ -71,6 +74,6 @@ class Report:
         what = f"forget {list(self.target_classes)}" if self.target_classes else "compress"
         return (
             f"{what} with {self.method} ({self.scope}): pruned {self.pruned}/{self.total} "
-            f"weights ({self.sparsity:.2%}) in {self.seconds.get('total', 0.0):.1f}s\n"
-            + self.table()
+            f"{self.granularity}s ({self.sparsity:.2%}) in {self.seconds.get('total', 0.0):.1f}s"
+            + (f"\n{self.table()}" if self.table() else "")
         )

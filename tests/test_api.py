@@ -80,3 +80,25 @@ def test_prune_compresses_to_the_exact_sparsity(trained_keras3, digits):
     )
     assert abs(result.report.sparsity - 0.5) < 1e-3
     assert result.report.after.accuracy > 0.5
+
+
+def test_unit_granularity_forgets_and_shrinks_through_the_verbs(trained_keras3, digits):
+    train, test = digits
+    forgot = kf.prune_for_class(
+        trained_keras3, train, 3, granularity="unit", amount=0.2, eval_data=test, verbose=False
+    )
+    before, after = forgot.report.before, forgot.report.after
+    forget_drop = before.forget_accuracy - after.forget_accuracy
+    retain_drop = before.retain_accuracy - after.retain_accuracy
+    assert forget_drop > 0.5 and forget_drop > 3 * retain_drop  # class-specific
+    small = kf.prune(
+        trained_keras3, train, sparsity=0.5, granularity="unit", shrink=True, verbose=False
+    )
+    assert small.model.count_params() < trained_keras3.count_params()
+
+
+def test_granularity_and_shrink_are_checked(trained_keras3, digits):
+    with pytest.raises(kf.InvalidArgumentError, match="granularity"):
+        kf.prune_for_class(trained_keras3, digits[0], 3, granularity="neuron", verbose=False)
+    with pytest.raises(kf.InvalidArgumentError, match="shrink"):
+        kf.prune(trained_keras3, digits[0], sparsity=0.5, shrink=True, verbose=False)

@@ -1,0 +1,50 @@
+"""Data-free unit baselines: the L1 norm of a unit's weights, and random scores."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_forget.scores.units import UnitScore, UnitScoreMap
+
+
+class L1Norm(UnitScore):
+    """``Σ |W[..., j]|``: the L1 norm of unit j's kernel column (filter).
+
+    The classic filter-pruning criterion (Li et al., "Pruning Filters for
+    Efficient ConvNets"). For a group of coupled producers (a residual stream)
+    the norms of every producer's filter j are added. Reads no data.
+    """
+
+    name = "l1"
+    needs_data = False
+
+    def _data_free(self) -> UnitScoreMap:
+        out = {}
+        for key, group in self._groups.items():
+            total = np.zeros(group.size)
+            for name in group.producers:
+                kernel = np.asarray(self._graph.layer(name).kernel.numpy(), np.float64)
+                total += np.abs(kernel.reshape(-1, kernel.shape[-1])).sum(axis=0)
+            out[key] = total.astype(np.float32)
+        return out
+
+
+class RandomUnits(UnitScore):
+    """Uniform random unit scores from a seeded generator: the chance baseline.
+
+    Args:
+        seed: seed of the generator.
+    """
+
+    name = "random"
+    needs_data = False
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
+
+    def get_config(self) -> dict:
+        return {"seed": self.seed}
+
+    def _data_free(self) -> UnitScoreMap:
+        rng = np.random.default_rng(self.seed)
+        return {k: rng.random(g.size).astype(np.float32) for k, g in self._groups.items()}
