@@ -13,17 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from keras_forget import _keras, scoring, selection
 from keras_forget import amount as amount_search
-from keras_forget.data import Data, first_batch, input_rank
-from keras_forget.errors import InvalidArgumentError, NonFiniteError
+from keras_forget import checks, scoring, selection
+from keras_forget.data import Data
+from keras_forget.errors import InvalidArgumentError
 from keras_forget.metrics import Evaluation, evaluate
 from keras_forget.report import Report
 from keras_forget.scores import Objective
 from keras_forget.scores import get as get_score
-from keras_forget.scores.objective import outputs_are_probabilities
 from keras_forget.surgery import masking
-from keras_forget.surgery.registry import prunable_weights
 from keras_forget.training import FineTune, fine_tune, without_classes
 
 #: Defaults of :func:`prune_for_class`, chosen from ``benchmarks/forget_digits.py``.
@@ -49,95 +47,6 @@ class Result:
     model: Any
     masks: dict[str, np.ndarray]
     report: Report
-
-
-def _targets(target_class: Any, classes: int) -> tuple[int, ...]:
-    values = [target_class] if isinstance(target_class, (int, np.integer)) else target_class
-    try:
-        targets = tuple(int(c) for c in values)
-    except TypeError:
-        raise InvalidArgumentError(
-            f"`target_class` must be an int or a list of ints, got {target_class!r}."
-        ) from None
-    if not targets:
-        raise InvalidArgumentError("`target_class` is empty: name at least one class.")
-    for c in targets:
-        if not 0 <= c < classes:
-            raise InvalidArgumentError(
-                f"`target_class` {c} is outside the model's {classes} outputs (0..{classes - 1})."
-            )
-    if len(set(targets)) == classes:
-        raise InvalidArgumentError("`target_class` names every class: nothing would be retained.")
-    return targets
-
-
-def _check_num_classes(num_classes: Any, tune: Any, eval_data: Any) -> int:
-    if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-        raise InvalidArgumentError(
-            f"`num_classes` (an int >= 2) is required with `output_fn`; got {num_classes!r}."
-        )
-    if tune is not None or eval_data is not None:
-        raise InvalidArgumentError(
-            "`fine_tune` and `eval_data` need a classifier; they are not accepted with `output_fn`."
-        )
-    return int(num_classes)
-
-
-def _check_labels(model: Any, data: Data, classes: int) -> None:
-    _, y = first_batch(data, 32, input_rank=input_rank(model))
-    if y.size and (y.min() < 0 or y.max() >= classes):
-        raise InvalidArgumentError(
-            f"`data`: labels must be in 0..{classes - 1} (`num_classes`={classes}); "
-            f"found {int(y.min())}..{int(y.max())}."
-        )
-
-
-def _check_model(model: Any, data: Data | None, classifier: bool = True) -> int:
-    """Validates the model; returns its number of outputs (classifiers)."""
-    _keras.flavor(model)  # TypeError if not a Keras model
-    if not model.built:
-        raise InvalidArgumentError("`model` is not built: call it on data or build() it first.")
-    weights = prunable_weights(model)
-    for key, w in weights.items():
-        if not np.all(np.isfinite(w.variable.numpy())):
-            raise NonFiniteError(f"`model` weight {key!r} contains NaN or infinity.")
-    if not classifier:
-        return 0
-    sample = None if data is None else first_batch(data, 32, input_rank=input_rank(model))[0]
-    return _keras.output_size(model, sample)
-
-
-def _check_batch(model: Any, data: Data, classes: int, name: str = "data") -> bool:
-    """Checks the first batch against the model; returns whether outputs are logits."""
-    shape = _keras.input_shape(model)
-    rank = input_rank(model)
-    x, y = first_batch(data, 32, input_rank=rank, name=name)
-    expected = tuple(shape[1:]) if isinstance(shape, tuple) else None
-    if expected is not None and (
-        len(x.shape) != rank or any(e is not None and e != a for e, a in zip(expected, x.shape[1:]))
-    ):
-        raise InvalidArgumentError(
-            f"`{name}`: inputs of shape {x.shape[1:]} do not match the model's input {expected}."
-        )
-    if y.size and (y.min() < 0 or y.max() >= classes):
-        raise InvalidArgumentError(
-            f"`{name}`: labels must be in 0..{classes - 1} for a model with {classes} outputs; "
-            f"found {int(y.min())}..{int(y.max())}."
-        )
-    out = np.asarray(model(x, training=False))
-    if out.ndim != 2 or out.shape[-1] != classes:
-        raise InvalidArgumentError(f"`model` must output (batch, classes); got {out.shape}.")
-    return not outputs_are_probabilities(out)
-
-
-def _present(data: Data, targets: Sequence[int]) -> None:
-    """For array data, checks that the target classes have examples (cheap, before work)."""
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        y = np.asarray(data[1])
-        labels = y.argmax(-1) if y.ndim >= 2 and y.shape[-1] > 1 else y.reshape(-1)
-        missing = [c for c in targets if not np.any(labels == c)]
-        if missing:
-            raise InvalidArgumentError(f"`data` has no example of target class(es) {missing}.")
 
 
 def _evaluate(model: Any, data: Data | None, targets: tuple[int, ...]) -> Evaluation | None:
@@ -233,11 +142,11 @@ def prune_for_class(
     amount = FORGET_AMOUNT if amount is None else amount
     scope = "global" if scope is None else scope
     if output_fn is None:
-        classes = _check_model(model, data)
+        classes = checks.model(model, data)
     else:
-        _check_model(model, data, classifier=False)
-        classes = _check_num_classes(num_classes, fine_tune, eval_data)
-    targets = _targets(target_class, classes)
+        checks.model(model, data, classifier=False)
+        classes = checks.num_classes(num_classes, fine_tune, eval_data)
+    targets = checks.target_classes(target_class, classes)
     amount = amount_search.check(amount)
     if amount == "auto" and output_fn is not None:
         raise InvalidArgumentError("`amount='auto'` needs a classifier; give a fraction.")
@@ -245,14 +154,14 @@ def prune_for_class(
     selection.check_scope(scope)
     score = get_score(method)
     if output_fn is None:
-        from_logits = _check_batch(model, data, classes)
+        from_logits = checks.batch(model, data, classes)
         if eval_data is not None:
-            _check_batch(model, eval_data, classes, "eval_data")
+            checks.batch(model, eval_data, classes, "eval_data")
         objective = Objective(from_logits=from_logits)
     else:
-        _check_labels(model, data, classes)
+        checks.labels(model, data, classes)
         from_logits, objective = False, Objective(output_fn=output_fn)
-    _present(data, targets)
+    checks.present(data, targets)
 
     def choose() -> tuple[float, dict[str, np.ndarray]]:
         if not score.needs_data:
@@ -356,7 +265,7 @@ def prune(
         raise InvalidArgumentError("`shrink=True` needs `granularity='unit'`.")
     method = "magnitude" if method is None else method
     scope = "global" if scope is None else scope
-    classes = _check_model(model, data)
+    classes = checks.model(model, data)
     selection.check_amount(sparsity, "sparsity", allow_zero=True)
     selection.check_scope(scope)
     score = get_score(method)
@@ -366,11 +275,11 @@ def prune(
         raise InvalidArgumentError(f"`data` is required for method {score.name!r} / fine-tuning.")
     from_logits = True
     if data is not None:
-        from_logits = _check_batch(model, data, classes)
+        from_logits = checks.batch(model, data, classes)
     elif fine_tune is not None:  # data-free score: learn the output kind from the training data
-        from_logits = _check_batch(model, fine_tune.data, classes, "fine_tune.data")
+        from_logits = checks.batch(model, fine_tune.data, classes, "fine_tune.data")
     if eval_data is not None:
-        _check_batch(model, eval_data, classes, "eval_data")
+        checks.batch(model, eval_data, classes, "eval_data")
     objective = Objective(from_logits=from_logits, target="log_likelihood")
     if schedule is not None:
         run = gradual.prune_gradually(

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from keras_forget import _keras
+from keras_forget import _keras, checks
 from keras_forget.data import Data, batches, first_batch, input_rank
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.metrics import evaluate
@@ -197,28 +197,6 @@ def _from_logits(model: Any, data: Data) -> bool:
     return not outputs_are_probabilities(np.asarray(model(x, training=False)))
 
 
-def _targets(target_class: Any, classes: int) -> tuple[int, ...]:
-    values = [target_class] if isinstance(target_class, (int, np.integer)) else target_class
-    try:
-        targets = tuple(int(c) for c in values)
-    except TypeError:
-        raise InvalidArgumentError(
-            f"`target_class` must be an int or ints: {target_class!r}."
-        ) from None
-    if not targets or any(not 0 <= c < classes for c in targets) or len(set(targets)) >= classes:
-        raise InvalidArgumentError(
-            f"`target_class` {target_class!r} must name some, not all, of classes 0..{classes - 1}."
-        )
-    return targets
-
-
-def _check_model(model: Any) -> int:
-    _keras.flavor(model)
-    if not model.built:
-        raise InvalidArgumentError("`model` is not built: call it on data or build() it first.")
-    return int(model.output_shape[-1])
-
-
 def forget_units(
     model: Any,
     data: Data,
@@ -273,8 +251,8 @@ def forget_units(
         InvalidArgumentError: a bad argument, or too few examples of a class.
         UnsupportedLayerError: a model without a layer graph.
     """
-    classes = _check_model(model)
-    targets = _targets(target_class, classes)
+    classes = checks.model(model, data)
+    targets = checks.target_classes(target_class, classes)
     score = resolve(method, "forget")
     return _run(
         model,
@@ -335,7 +313,7 @@ def prune_units(
     Raises:
         InvalidArgumentError: a bad argument.
     """
-    _check_model(model)
+    checks.model(model, data)
     score = resolve(method, "prune")
     if data is None and (score.needs_data or fine_tune is not None and fine_tune.data is None):
         raise InvalidArgumentError(f"`data` is required for unit method {score.name!r}.")

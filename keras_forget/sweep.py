@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_forget import _keras, scoring, selection
-from keras_forget.data import Data, concat, first_batch, input_rank
-from keras_forget.errors import InvalidArgumentError, NonFiniteError
+from keras_forget import checks, scoring, selection
+from keras_forget.data import Data, concat, input_rank
+from keras_forget.errors import InvalidArgumentError
 from keras_forget.scores import Objective
 from keras_forget.scores import get as get_score
 from keras_forget.scores.base import Score
-from keras_forget.scores.objective import outputs_are_probabilities
 from keras_forget.surgery import masking
 from keras_forget.surgery.registry import prunable_weights
 
@@ -194,56 +193,16 @@ def _scopes(scopes: Sequence[str] | str) -> list[str]:
     return [selection.check_scope(s) for s in dict.fromkeys(values)]
 
 
-def _require_labels(data: Any, name: str) -> None:
-    """Raises unless ``data`` is labelled: an ``(x, y)`` pair or a dataset of pairs."""
-    if isinstance(data, tf.data.Dataset):
-        spec = data.element_spec
-        if isinstance(spec, tuple) and len(spec) >= 2:
-            return
-    elif isinstance(data, (tuple, list)) and len(data) == 2 and data[1] is not None:
-        return
-    raise InvalidArgumentError(
-        f"`{name}` must be labelled: a pair (x, y) or a tf.data.Dataset of (x, y) pairs."
-    )
-
-
-def _check_model(model: Any) -> None:
-    _keras.flavor(model)  # TypeError if not a Keras model
-    if not model.built:
-        raise InvalidArgumentError("`model` is not built: call it on data or build() it first.")
-    for key, weight in prunable_weights(model).items():  # NotPrunableError if none
-        if not np.all(np.isfinite(weight.variable.numpy())):
-            raise NonFiniteError(f"`model` weight {key!r} contains NaN or infinity.")
-
-
-def _check_batch(model: Any, data: Data, name: str) -> tuple[int, bool]:
-    """Runs the model on the first batch; returns (classes, whether outputs are logits)."""
-    _require_labels(data, name)
-    x, y = first_batch(data, 32, input_rank=input_rank(model), name=name)
-    try:
-        out = np.asarray(model(x, training=False))
-    except Exception as error:
-        raise InvalidArgumentError(f"`{name}`: the model cannot run on it ({error}).") from error
-    if out.ndim != 2:
-        raise InvalidArgumentError(f"`model` must output (batch, classes); got {out.shape}.")
-    classes = out.shape[-1]
-    if y.size and (y.min() < 0 or y.max() >= classes):
-        raise InvalidArgumentError(
-            f"`{name}`: labels must be in 0..{classes - 1} for a model with {classes} outputs; "
-            f"found {int(y.min())}..{int(y.max())}."
-        )
-    return classes, not outputs_are_probabilities(out)
-
-
 def _validate(model: Any, data: Data | None, eval_data: Data, scores: list[Score]) -> bool:
     """Checks everything before work; returns whether the model outputs logits."""
-    _check_model(model)
+    checks.labelled(eval_data, "eval_data")
+    classes = checks.model(model, eval_data)
     if data is None and any(s.needs_data for s in scores):
         names = [s.name for s in scores if s.needs_data]
         raise InvalidArgumentError(f"`data` is required for method(s) {names}.")
-    _, from_logits = _check_batch(model, eval_data, "eval_data")
+    from_logits = checks.batch(model, eval_data, classes, "eval_data")
     if data is not None:
-        _, from_logits = _check_batch(model, data, "data")
+        from_logits = checks.batch(model, data, classes, "data")
     return from_logits
 
 

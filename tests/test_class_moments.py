@@ -131,7 +131,7 @@ def test_every_unit_score_round_trips_and_scores_every_unit(name):
 
 
 def test_unknown_unit_method_is_rejected():
-    with pytest.raises(InvalidArgumentError, match="valid unit methods"):
+    with pytest.raises(InvalidArgumentError, match="valid: exp_norm"):
         units.get("nope")
     with pytest.raises(InvalidArgumentError):
         ExpNormBound(direction="sideways")

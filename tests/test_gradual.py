@@ -174,7 +174,7 @@ def test_tfmot_schedule_reports_the_ramp_but_never_updates_masks():
                 "schedule": GradualSchedule(0, 10, 5),
                 "fine_tune": kf.FineTune(),
             },
-            "tuple",
+            "labelled",
         ),
     ],
 )

@@ -155,7 +155,7 @@ def test_shrunk_model_exports_with_tflite_parity(tmp_path):
 def test_unfollowable_layer_is_left_whole_with_a_warning():
     x = keras.Input((6,))
     h = L.Dense(4, name="a")(x)
-    h = L.Reshape((2, 2))(h)
+    h = L.Reshape((2, 2), name="reshape")(h)
     h = L.Flatten()(h)
     h = L.Dense(4, activation="sigmoid", name="s")(h)
     model = keras.Model(x, L.Dense(2, name="out")(L.Dense(3, name="b")(h)))

@@ -116,7 +116,7 @@ def test_tf_keras_model_and_a_dataset(trained_tf_keras, digits):
         ({"sparsities": []}, "empty"),
         ({"scopes": ["global", "per-unit"]}, "scope"),
         ({"methods": ["obd", "obd"]}, "distinct"),
-        ({"methods": ["nope"]}, "Unknown `method`"),
+        ({"methods": ["nope"]}, "Unknown score `method`"),
         ({"data": None}, "`data` is required"),
     ],
 )

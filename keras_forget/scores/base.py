@@ -16,11 +16,10 @@ import numpy as np
 
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.scores.objective import Objective
+from keras_forget.scores.resolver import Resolver
 from keras_forget.surgery.registry import PrunableWeight
 
 ScoreMap = dict[str, np.ndarray]
-
-_REGISTRY: dict[str, type[Score]] = {}
 
 
 class Score:
@@ -37,7 +36,7 @@ class Score:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.name:
-            _REGISTRY[cls.name] = cls
+            RESOLVER.register(cls)
 
     def reset(
         self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective
@@ -113,9 +112,12 @@ class Score:
         return f"{type(self).__name__}({args})"
 
 
+RESOLVER = Resolver("score", Score)
+
+
 def names() -> list[str]:
     """Names of the registered scores."""
-    return sorted(_REGISTRY)
+    return RESOLVER.names()
 
 
 def get(identifier: str | Mapping[str, Any] | Score) -> Score:
@@ -131,27 +133,7 @@ def get(identifier: str | Mapping[str, Any] | Score) -> Score:
     Raises:
         InvalidArgumentError: unknown name or unsupported identifier type.
     """
-    if isinstance(identifier, Score):
-        return identifier
-    if isinstance(identifier, Mapping):
-        cls = _lookup(identifier.get("class_name"))
-        return cls.from_config(identifier.get("config", {}))
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise InvalidArgumentError(
-        f"`method` must be a score name, a config dict or a Score instance; got "
-        f"{type(identifier).__name__}."
-    )
+    return RESOLVER.get(identifier)
 
 
-def _lookup(name: Any) -> type[Score]:
-    if name not in _REGISTRY:
-        raise InvalidArgumentError(
-            f"Unknown `method` {name!r}; valid methods: {', '.join(names())}."
-        )
-    return _REGISTRY[name]
-
-
-def serialize(score: Score) -> dict[str, Any]:
-    """The config dict that :func:`get` turns back into an equal score."""
-    return {"class_name": score.name, "config": score.get_config()}
+serialize = Resolver.serialize

@@ -16,11 +16,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from keras_forget.errors import InvalidArgumentError
+from keras_forget.scores.resolver import Resolver
 from keras_forget.surgery.graph import Graph, Group
 
 UnitScoreMap = dict[str, np.ndarray]
-
-_REGISTRY: dict[str, type[UnitScore]] = {}
 
 
 class UnitScore:
@@ -37,7 +36,7 @@ class UnitScore:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.name:
-            _REGISTRY[cls.name] = cls
+            RESOLVER.register(cls)
 
     def reset(self, graph: Graph, groups: Mapping[str, Group], num_classes: int) -> None:
         """Binds the score to unit groups and clears its accumulators.
@@ -121,11 +120,16 @@ class UnitScore:
         return f"{type(self).__name__}({args})"
 
 
-def names() -> list[str]:
-    """Names of the registered unit scores."""
+def _load_builtins() -> None:
     from keras_forget.scores import class_moments, l1  # noqa: F401  (registers the scores)
 
-    return sorted(_REGISTRY)
+
+RESOLVER = Resolver("unit score", UnitScore, _load_builtins)
+
+
+def names() -> list[str]:
+    """Names of the registered unit scores."""
+    return RESOLVER.names()
 
 
 def get(identifier: str | Mapping[str, Any] | UnitScore) -> UnitScore:
@@ -134,28 +138,7 @@ def get(identifier: str | Mapping[str, Any] | UnitScore) -> UnitScore:
     Raises:
         InvalidArgumentError: unknown name or unsupported identifier.
     """
-    if isinstance(identifier, UnitScore):
-        return identifier
-    if isinstance(identifier, Mapping):
-        return _lookup(identifier.get("class_name")).from_config(identifier.get("config", {}))
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise InvalidArgumentError(
-        f"`method` must be a unit score name, a config dict or a UnitScore; got "
-        f"{type(identifier).__name__}."
-    )
+    return RESOLVER.get(identifier)
 
 
-def _lookup(name: Any) -> type[UnitScore]:
-    from keras_forget.scores import class_moments, l1  # noqa: F401  (registers the scores)
-
-    if name not in _REGISTRY:
-        raise InvalidArgumentError(
-            f"Unknown unit `method` {name!r}; valid unit methods: {', '.join(names())}."
-        )
-    return _REGISTRY[name]
-
-
-def serialize(score: UnitScore) -> dict[str, Any]:
-    """The config dict that :func:`get` turns back into an equal score."""
-    return {"class_name": score.name, "config": score.get_config()}
+serialize = Resolver.serialize
