@@ -16,13 +16,13 @@ import numpy as np
 
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.scores.objective import Objective
-from keras_forget.scores.resolver import Resolver
+from keras_forget.scores.resolver import Configurable, Resolver
 from keras_forget.surgery.registry import PrunableWeight
 
 ScoreMap = dict[str, np.ndarray]
 
 
-class Score:
+class Score(Configurable):
     """Base class of every score.
 
     Subclasses set ``name`` and implement :meth:`_accumulate` (data scores) or
@@ -86,14 +86,6 @@ class Score:
     def _data_free(self) -> ScoreMap:
         raise NotImplementedError
 
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments, so ``type(s).from_config(s.get_config())`` copies it."""
-        return {}
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Score:
-        return cls(**config)
-
     def forget_variant(self) -> Score:
         """The score used on the data to forget when contrasting it with the rest.
 
@@ -102,14 +94,6 @@ class Score:
         forget are not picked.
         """
         return self.fresh()
-
-    def fresh(self) -> Score:
-        """A new, unbound score with the same configuration."""
-        return type(self).from_config(self.get_config())
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 RESOLVER = Resolver("score", Score)

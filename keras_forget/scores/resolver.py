@@ -8,6 +8,26 @@ from typing import Any
 from keras_forget.errors import InvalidArgumentError
 
 
+class Configurable:
+    """``get_config`` / ``from_config`` / ``fresh`` for objects built from keyword arguments."""
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, so ``type(s).from_config(s.get_config())`` copies it."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
+        return cls(**config)
+
+    def fresh(self) -> Any:
+        """A new, unbound object with the same configuration."""
+        return type(self).from_config(self.get_config())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
 class Resolver:
     """Registers score classes by name and resolves names, configs and instances.
 

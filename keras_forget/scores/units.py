@@ -16,13 +16,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from keras_forget.errors import InvalidArgumentError
-from keras_forget.scores.resolver import Resolver
+from keras_forget.scores.resolver import Configurable, Resolver
 from keras_forget.surgery.graph import Graph, Group
 
 UnitScoreMap = dict[str, np.ndarray]
 
 
-class UnitScore:
+class UnitScore(Configurable):
     """Base class of the unit scores.
 
     Subclasses set ``name`` and implement :meth:`_update` and :meth:`_result`
@@ -102,22 +102,6 @@ class UnitScore:
 
     def _data_free(self) -> UnitScoreMap:
         raise NotImplementedError
-
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments."""
-        return {}
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> UnitScore:
-        return cls(**config)
-
-    def fresh(self) -> UnitScore:
-        """A new, unbound score with the same configuration."""
-        return type(self).from_config(self.get_config())
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _load_builtins() -> None:
