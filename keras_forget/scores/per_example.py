@@ -40,22 +40,35 @@ def reduce_per_example(
     var_list = [variables[k] for k in keys]
     params = sum(int(np.prod(v.shape)) for v in var_list)
 
-    @tf.function(reduce_retracing=True)
     def chunk(x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
         with tf.GradientTape() as tape:
             values = pseudo_outputs(x, y)
         grads = tape.jacobian(values, var_list, experimental_use_pfor=True)
         return [reduce(k, g) for k, g in zip(keys, grads)]
 
+    compiled: list[Any] = []  # traced once, for any batch size, on first use
+
     def run(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        if not compiled:
+            compiled.append(tf.function(chunk, input_signature=_signature(x, y)))
         size = chunk_size(len(y), params, outputs)
         totals = {k: 0.0 for k in keys}
         for start in range(0, len(y), size):
             window = slice(start, start + size)
             part = tf.nest.map_structure(lambda a, w=window: tf.constant(a[w]), x)
-            sums = chunk(part, tf.constant(y[window]))
+            sums = compiled[0](part, tf.constant(y[window]))
             for k, s in zip(keys, sums):
                 totals[k] = totals[k] + s.numpy().astype(np.float64)
         return totals
 
     return run
+
+
+def _signature(x: Any, y: np.ndarray) -> list[Any]:
+    """Input signature with a free batch axis, so one trace serves every batch size."""
+
+    def spec(a: Any) -> tf.TensorSpec:
+        a = np.asarray(a)
+        return tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype))
+
+    return [tf.nest.map_structure(spec, x), spec(y)]
