@@ -103,3 +103,32 @@ def test_subclassed_keras3_model_is_copied_and_masks_hold_in_training():
         assert np.all(layer.kernel.numpy()[~mask] == 0)
     for a, b in zip(original, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_tf_keras_layer_implementing_tfmot_prunable_layer():
+    import tf_keras
+
+    from keras_forget import _keras
+
+    tfmot = _keras.tfmot()
+
+    class Scale(tf_keras.layers.Layer, tfmot.sparsity.keras.PrunableLayer):
+        def build(self, shape):
+            self.kernel = self.add_weight(name="kernel", shape=(shape[-1], 4))
+
+        def call(self, x):
+            return tf_keras.backend.dot(x, self.kernel)
+
+        def get_prunable_weights(self):
+            return [self.kernel]
+
+    model = tf_keras.Sequential([tf_keras.Input((6,)), Scale(name="custom")])
+    x, y = _data((6,))
+    result = kf.prune_for_class(
+        model, (x, y), 2, amount=0.25, fine_tune=kf.FineTune(epochs=1), verbose=False
+    )
+    assert type(result.model.layers[0]).__name__ == "PruneLowMagnitude"
+    held = kf.masks_of(result.model)["custom/kernel"]
+    np.testing.assert_array_equal(held, result.masks["custom/kernel"])
+    stripped = kf.strip(result.model)
+    assert np.all(stripped.layers[0].kernel.numpy()[~held] == 0)
