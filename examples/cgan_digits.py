@@ -1,4 +1,6 @@
-"""Forgetting in a conditional GAN: the generator can no longer draw the target digit (seed 000).
+"""Forgetting in a conditional GAN: the generator can no longer draw the target digit.
+
+After Singh & Roy, "Forgetibility through pruning in deep learning".
 
 Trains a small conditional GAN (generator: noise + label -> image; discriminator told
 the label) and, separately, a *judge* classifier on real digits; both are checkpointed

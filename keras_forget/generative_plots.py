@@ -52,8 +52,9 @@ def plot_generations(
 ) -> str:
     """Writes a grid PNG of generated images: one row per label, one panel per model.
 
-    Seed 000's "Final Results" figure: the same noise drawn for every label by
-    the original and the pruned generator, side by side.
+    As in the "Final Results" figure of Singh & Roy's forgetting-by-pruning
+    report: the same noise drawn for every label by the original and the
+    pruned generator, side by side.
 
     Args:
         panels: ``{panel title: images [rows, columns, height, width(, channels)]}``,

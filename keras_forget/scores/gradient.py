@@ -39,7 +39,9 @@ class _PerExampleGradientScore(Score):
 
 
 class GradXWeight(_PerExampleGradientScore):
-    """Sensitivity of the output to each weight, ``w · ∂f/∂w`` (seed: Singh & Roy).
+    """Sensitivity of the output to each weight, ``w · ∂f/∂w``.
+
+    As in Singh & Roy, "Forgetibility through pruning in deep learning".
 
     ``f`` is the per-example objective (the centred logit of the label for a
     classifier). ``w · ∂f/∂w`` is the first-order estimate of how much ``f``
