@@ -170,3 +170,18 @@ def test_get_rejects_unknown_names_listing_the_valid_ones():
 def test_a_user_instance_is_used_as_is():
     mine = scores.Random(seed=9)
     assert scores.get(mine) is mine
+
+
+def test_rescoring_the_same_model_reuses_its_compiled_function_and_sees_new_weights(toy):
+    model, x, y = toy
+    score = scores.GradXWeight()
+    first = _run(model, x, y, score)
+    run = score._run
+    original = model.weights[1].numpy()
+    model.weights[1].assign(original * 2.0)
+    try:
+        second = _run(model, x, y, score)
+    finally:
+        model.weights[1].assign(original)
+    assert score._run is run
+    np.testing.assert_allclose(second["l1/kernel"], 2.0 * first["l1/kernel"], rtol=1e-4)

@@ -48,6 +48,11 @@ class Score(Configurable):
             weights: its prunable weights, from ``surgery.registry.prunable_weights``.
             objective: what the model's output means (per-example log-likelihood).
         """
+        binding = (id(model), tuple((k, id(w.variable)) for k, w in weights.items()), objective)
+        #: Whether reset() bound the same model, variables and objective as before,
+        #: so subclasses may keep what they compiled for them.
+        self._rebound = getattr(self, "_binding", None) == binding
+        self._binding = binding
         self._model = model
         self._weights = dict(weights)
         self._objective = objective

@@ -26,6 +26,8 @@ class _PerExampleGradientScore(Score):
         self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective
     ) -> None:
         super().reset(model, weights, objective)
+        if self._rebound:  # same model and variables: keep the traced function
+            return
         variables = {k: w.variable for k, w in weights.items()}
         self._run = reduce_per_example(
             lambda x, y: objective(model, x, y), variables, self._reduce_fn(variables)

@@ -64,6 +64,8 @@ class OBD(Score):
         self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective
     ) -> None:
         super().reset(model, weights, objective)
+        if self._rebound:  # same model and variables: keep the traced function
+            return
         variables = {k: w.variable for k, w in weights.items()}
         if self.estimator == "ggn":
             if not objective.is_classifier:
