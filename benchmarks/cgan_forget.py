@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_forget as kf
+from keras_forget.files import write_json
 from keras_forget.generative import ConditionalGenerator, GenerationRates, rate_generator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
         "before": before.to_dict(),
         "rows": rows,
     }
-    example.write_json(result, args.out)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return result
 
