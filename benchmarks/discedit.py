@@ -64,7 +64,7 @@ def stratified(data, per_class: int, seed: int = 0):
     return x[keep], y[keep]
 
 
-def unlearn(model, name, score_data, train_data, test, target):
+def unlearn(model, name, score_data, train_data, test, target, unit_amount):
     """One class forgotten by both methods: a row per method."""
     tune = kf.FineTune(
         epochs=FORGET_FT.epochs,
@@ -76,7 +76,13 @@ def unlearn(model, name, score_data, train_data, test, target):
         start = time.perf_counter()
         if method == "discedit":
             result = components.forget_units(
-                model, score_data, target, fine_tune=tune, eval_data=test, verbose=False
+                model,
+                score_data,
+                target,
+                amount=unit_amount,
+                fine_tune=tune,
+                eval_data=test,
+                verbose=False,
             )
         else:
             result = kf.prune_for_class(
@@ -293,6 +299,12 @@ def main() -> None:
         help="training examples per class scored when unlearning",
     )
     parser.add_argument("--runs", type=int, default=300, help="timed TFLite invokes per model")
+    parser.add_argument(
+        "--unit-amount",
+        type=lambda t: t if t == "auto" else (int(t) if t.isdigit() else float(t)),
+        default=components.FORGET_AMOUNT,
+        help="units unlearned: a fraction, a count per layer, or 'auto'",
+    )
     parser.add_argument("--out", default=OUT)
     args = parser.parse_args()
     start = time.perf_counter()
@@ -311,7 +323,9 @@ def main() -> None:
             }
             print(f"{name}: {models[name]}", flush=True)
             for target in args.classes:
-                unlearning += unlearn(model, name, score_data, train_data, test, target)
+                unlearning += unlearn(
+                    model, name, score_data, train_data, test, target, args.unit_amount
+                )
             pruning += prune_rows(model, name, train_data, test, args.sparsities, tmp, args.runs)
     table_u, summary = summarize_unlearning(unlearning)
     table_p = summarize_pruning(pruning)
@@ -334,7 +348,7 @@ def main() -> None:
         "runs": args.runs,
         "forget_fine_tune": {"epochs": FORGET_FT.epochs, "learning_rate": FORGET_FT.learning_rate},
         "prune_fine_tune": {"epochs": PRUNE_FT.epochs, "learning_rate": PRUNE_FT.learning_rate},
-        "forget_defaults": {"amount": components.FORGET_AMOUNT, "scope": components.FORGET_SCOPE},
+        "forget_defaults": {"amount": args.unit_amount, "scope": components.FORGET_SCOPE},
         "threads": os.cpu_count(),
         "seconds": seconds,
     }

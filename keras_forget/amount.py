@@ -12,7 +12,7 @@ Each step costs one forward pass over the forget examples.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,38 +67,47 @@ def _accuracy(model: Any, x: Any, y: np.ndarray) -> float:
 
 def search(
     model: Any,
-    ranked: Mapping[str, np.ndarray],
+    masks_for: Callable[[float], Mapping[str, np.ndarray]],
     examples: tuple[Any, np.ndarray],
     *,
-    scope: str,
     forget_accuracy: float,
-) -> tuple[float, dict[str, np.ndarray]]:
+    grid: Sequence[float] = GRID,
+    variables_of: Callable[[Any], Mapping[str, Any]] | None = None,
+) -> tuple[float, Mapping[str, np.ndarray]]:
     """The smallest grid amount whose masks bring forget accuracy to the goal.
 
     Args:
         model: the original model (not modified; a working copy is used).
-        ranked: contrast scores (higher = pruned first).
+        masks_for: ``amount -> MaskMap`` (the ranking is computed once, by the
+            caller; this only thresholds it).
         examples: ``(x, labels)`` of the target classes.
-        scope: ``"global"`` or ``"layer"``.
         forget_accuracy: the accuracy on ``examples`` to reach, in [0, 1).
+        grid: the amounts to try, smallest first.
+        variables_of: ``model -> {mask key: variable}``; by default the
+            prunable weights.
 
     Returns:
         ``(amount, masks)``; the largest grid amount, with a warning, if none
         reaches the goal.
     """
     work = _keras.clone(model)
-    weights = prunable_weights(work)
-    original = {k: w.variable.numpy() for k, w in weights.items()}
+    variables = (variables_of or _prunable_variables)(work)
+    original = {k: v.numpy() for k, v in variables.items()}
     x, y = examples
-    for amount in GRID:
-        masks = selection.select(ranked, amount, scope=scope, highest=True)
-        for key, mask in masks.items():
-            weights[key].variable.assign(original[key] * mask)
+    for amount in grid:
+        masks = masks_for(amount)
+        for key, value in original.items():
+            mask = masks.get(key)
+            variables[key].assign(value if mask is None else value * mask)
         if _accuracy(work, x, y) <= forget_accuracy:
             return amount, masks
     warnings.warn(
         f"amount='auto' did not bring forget accuracy to {forget_accuracy} even at "
-        f"{GRID[-1]:.3f} of the weights; using that amount.",
+        f"{grid[-1]:.3f}; using that amount.",
         stacklevel=3,
     )
-    return GRID[-1], masks
+    return grid[-1], masks
+
+
+def _prunable_variables(model: Any) -> dict[str, Any]:
+    return {k: w.variable for k, w in prunable_weights(model).items()}

@@ -174,7 +174,10 @@ def prune_for_class(
         if amount == "auto":
             examples = amount_search.forget_examples(model, data, targets)
             return amount_search.search(
-                model, ranked, examples, scope=scope, forget_accuracy=forget_accuracy
+                model,
+                lambda a: selection.select(ranked, a, scope=scope, highest=True),
+                examples,
+                forget_accuracy=forget_accuracy,
             )
         return amount, selection.select(ranked, amount, scope=scope, highest=True)
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from keras_forget import _keras, checks
+from keras_forget import amount as amount_search
 from keras_forget.data import Data, batches, first_batch, input_rank
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.metrics import evaluate
@@ -229,7 +230,10 @@ def forget_units(
         target_class: the class or classes to forget.
         method: ``"discedit"`` (``"exp_norm"``), or any unit score name, config
             or instance (``"fisher_bound"``, ``"l1"``, ``"random"``).
-        amount: fraction in (0, 1) of the units, or a count of units per layer.
+        amount: fraction in (0, 1) of the units, a count of units per layer,
+            or ``"auto"``: the smallest fraction (on a geometric grid from 1 %
+            to 32 %) at which accuracy on the target classes' examples of
+            ``data`` is 0.
         scope: ``"layer"`` (``amount`` of each layer) or ``"global"``.
         shrink: remove the units physically (:func:`structured.shrink`)
             instead of masking them.
@@ -334,6 +338,32 @@ def prune_units(
     )
 
 
+#: Fractions of units tried by ``amount="auto"``, smallest first (ratio √2).
+UNIT_GRID = tuple(round(float(a), 4) for a in np.geomspace(0.01, 0.32, 11))
+
+
+def _auto_amount(
+    model: Any,
+    data: Data,
+    graph: Graph,
+    scores: Mapping[str, np.ndarray],
+    scope: str,
+    targets: tuple[int, ...],
+) -> float:
+    """The smallest fraction of units whose removal brings forget accuracy on ``data`` to 0."""
+    chosen, _ = amount_search.search(
+        model,
+        lambda a: structured.weight_masks(
+            graph, select_units(scores, a, scope=scope, highest=True)
+        ),
+        amount_search.forget_examples(model, data, targets),
+        forget_accuracy=0.0,
+        grid=UNIT_GRID,
+        variables_of=masking.weights_by_key,
+    )
+    return chosen
+
+
 def _run(
     model: Any,
     data: Data | None,
@@ -351,7 +381,9 @@ def _run(
 ) -> Any:
     from keras_forget.api import Result  # the verbs' module imports this one
 
-    amount = check_unit_amount(amount, "amount" if targets else "sparsity")
+    auto = amount == "auto" and bool(targets)
+    if not auto:
+        amount = check_unit_amount(amount, "amount" if targets else "sparsity")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     graph = Graph(model)
@@ -364,6 +396,8 @@ def _run(
         batch_size=batch_size,
         verbose=verbose,
     )
+    if auto:
+        amount = _auto_amount(model, data, graph, scores, scope, targets)
     units = select_units(scores, amount, scope=scope, highest=highest)
     masks = structured.weight_masks(graph, units)
     seconds["scoring"] = time.perf_counter() - start

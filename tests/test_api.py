@@ -102,3 +102,22 @@ def test_granularity_and_shrink_are_checked(trained_keras3, digits):
         kf.prune_for_class(trained_keras3, digits[0], 3, granularity="neuron", verbose=False)
     with pytest.raises(kf.InvalidArgumentError, match="shrink"):
         kf.prune(trained_keras3, digits[0], sparsity=0.5, shrink=True, verbose=False)
+
+
+def test_auto_amount_is_the_smallest_grid_fraction_that_forgets(trained_keras3, digits):
+    from keras_forget import amount, components
+
+    train, _ = digits
+    weights = kf.prune_for_class(trained_keras3, train, 6, eval_data=train, verbose=False)
+    units = kf.prune_for_class(
+        trained_keras3, train, 6, granularity="unit", amount="auto", eval_data=train, verbose=False
+    )
+    for result, grid in ((weights, amount.GRID), (units, components.UNIT_GRID)):
+        assert result.report.amount in grid
+        assert result.report.after.forget_accuracy == 0.0
+    index = amount.GRID.index(weights.report.amount)
+    assert index > 0  # this model needs more than the smallest amount
+    less = kf.prune_for_class(
+        trained_keras3, train, 6, amount=amount.GRID[index - 1], eval_data=train, verbose=False
+    )
+    assert less.report.after.forget_accuracy > 0.0
