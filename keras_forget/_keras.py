@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import keras
 
+from keras_forget.errors import NotAModelError
+
 Flavor = Literal["keras3", "tf_keras"]
 
 
@@ -35,14 +37,14 @@ def flavor(model: Any) -> Flavor:
         ``"keras3"`` or ``"tf_keras"``.
 
     Raises:
-        TypeError: if ``model`` is not a Keras model of either kind.
+        NotAModelError: if ``model`` is not a Keras model of either kind.
     """
     if isinstance(model, keras.Model):
         return "keras3"
     tfk = _tf_keras_module()
     if tfk is not None and isinstance(model, tfk.Model):
         return "tf_keras"
-    raise TypeError(
+    raise NotAModelError(
         f"`model` must be a Keras 3 `keras.Model` or a tf_keras `tf_keras.Model`, "
         f"got {type(model).__module__}.{type(model).__name__}."
     )
@@ -85,7 +87,7 @@ def clone(model: Any) -> Any:
         A new model of the same flavor; changing it never touches ``model``.
 
     Raises:
-        TypeError: if the model cannot be copied (a subclassed model without
+        NotAModelError: if the model cannot be copied (a subclassed model without
             ``get_config``/``from_config``).
     """
     km = keras_module(model)
@@ -95,7 +97,7 @@ def clone(model: Any) -> Any:
         try:
             copy = type(model).from_config(model.get_config())
         except Exception as config_error:
-            raise TypeError(
+            raise NotAModelError(
                 f"Cannot copy model {model.name!r} of class {type(model).__name__}: "
                 f"clone_model failed ({clone_error}) and from_config failed "
                 f"({config_error}). Implement get_config()/from_config() on the class."

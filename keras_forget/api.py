@@ -1,366 +1,283 @@
-"""The verbs: :func:`prune_for_class` (forgetting) and :func:`prune` (compression).
+"""The verbs: :func:`prune_for_class` (forget) and :func:`prune` (compress).
 
-Both run the same stages — scores → selection → masking → (fine-tuning) — and
-return a :class:`Result`; the model passed in is never changed.
+Each takes ``granularity="weight"`` (single weights, the default) or
+``"unit"`` (whole Dense units and Conv filters), with the same defaults
+whatever the granularity. Every argument is checked here, before any work;
+:mod:`keras_forget.pipeline` then runs the one shared pipeline. The model
+passed in is never changed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-from keras_forget import amount as amount_search
-from keras_forget import checks, scoring, selection
+from keras_forget import _keras, checks, gradual, pipeline, scores, selection, training
 from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
-from keras_forget.metrics import Evaluation, evaluate
-from keras_forget.report import Report
+from keras_forget.report import Result
 from keras_forget.scores import Objective
-from keras_forget.scores import get as get_score
-from keras_forget.surgery import masking
-from keras_forget.training import FineTune, fine_tune, without_classes
+from keras_forget.selection import amount as amount_search
+from keras_forget.training import FineTune
 
-#: Defaults of :func:`prune_for_class`, chosen from ``benchmarks/forget_digits.py``.
-FORGET_METHOD = "gradxweight"
-FORGET_AMOUNT = "auto"
-#: The forget accuracy, on the given data, that ``amount="auto"`` aims for.
-FORGET_ACCURACY = 0.0
-FORGET_FLOOR = 0.1
-
-
-@dataclasses.dataclass
-class Result:
-    """What a pruning call returns.
-
-    Attributes:
-        model: the new, masked model (mask constraints on Keras 3, tfmot
-            wrappers on tf_keras; :func:`keras_forget.strip` or
-            :func:`keras_forget.export` removes them).
-        masks: ``{weight key: bool array}``, ``False`` = pruned.
-        report: a :class:`~keras_forget.report.Report`.
-    """
-
-    model: Any
-    masks: dict[str, np.ndarray]
-    report: Report
+#: ``method=None`` for each verb and granularity.
+DEFAULT_METHOD = {
+    ("forget", "weight"): "gradxweight",
+    ("forget", "unit"): "discedit",
+    ("compress", "weight"): "magnitude",
+    ("compress", "unit"): "discedit",
+}
+#: What ``method="discedit"`` means for each verb: DISCEDIT-U and DISCEDIT-SP.
+DISCEDIT = {
+    "forget": {"class_name": "exp_norm", "config": {"direction": "active"}},
+    "compress": {"class_name": "fisher_bound", "config": {}},
+}
+#: The default ``scope`` of each verb, whatever the granularity.
+FORGET_SCOPE = "global"
+PRUNE_SCOPE = "global"
 
 
-def _evaluate(model: Any, data: Data | None, targets: tuple[int, ...]) -> Evaluation | None:
-    return None if data is None else evaluate(model, data, targets or None)
+def _method(method: Any, task: str, granularity: str) -> Any:
+    method = DEFAULT_METHOD[task, granularity] if method is None else method
+    if granularity == "weight":
+        return scores.get(method)
+    if isinstance(method, str) and method == "discedit":
+        method = DISCEDIT[task]
+    return scores.units.get(method)
 
 
-def _no_eval(*args: Any) -> None:
-    return None
+def _fraction(value: Any, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < high:
+        raise InvalidArgumentError(f"`{name}` must be a number in [{low}, {high}), got {value!r}.")
+    return float(value)
+
+
+def _common(model: Any, granularity: str, batch_size: int, verbose: bool, tune: Any) -> None:
+    checks.granularity(granularity)
+    checks.batch_size(batch_size)
+    checks.flag(verbose, "verbose")
+    training.check(tune)
+    checks.model(model)
+
+
+def _eval_and_train(
+    model: Any, data: Data | None, eval_data: Any, tune: FineTune | None, classes: int,
+    targets: tuple[int, ...], steps: int | None, batch_size: int,
+) -> tuple[Data | None, str, Data | None]:
+    """The checked evaluation data (and its name) and fine-tuning data."""
+    check, split = data, "data"
+    if eval_data is not None:
+        check = Data.of(eval_data, model, name="eval_data", num_classes=classes,
+                        batch_size=batch_size)
+        split = "eval_data"
+    train = None
+    if tune is not None:
+        if tune.data is not None:
+            train = Data.of(tune.data, model, name="fine_tune.data", num_classes=classes,
+                            steps=steps, batch_size=batch_size)
+        elif data is None:
+            raise InvalidArgumentError("`fine_tune` needs `data` or `FineTune(data=...)`.")
+        else:
+            train = data.without(targets) if targets else data
+    return check, split, train
 
 
 def prune_for_class(
     model: Any,
-    data: Data,
+    data: Any,
     target_class: int | Sequence[int],
     *,
     method: Any = None,
-    amount: float | str | None = None,
-    scope: str | None = None,
+    amount: float | int | str = "auto",
+    scope: str = FORGET_SCOPE,
     granularity: str = "weight",
-    floor: float = FORGET_FLOOR,
-    forget_accuracy: float = FORGET_ACCURACY,
+    floor: float | None = None,
+    forget_accuracy: float = 0.0,
     fine_tune: FineTune | None = None,
-    eval_data: Data | None = None,
+    eval_data: Any = None,
     output_fn: Callable[[Any, Any, Any], Any] | None = None,
     num_classes: int | None = None,
+    steps: int | None = None,
     batch_size: int = 64,
     verbose: bool = True,
 ) -> Result:
-    """Makes a classifier forget one or more classes by pruning the weights specific to them.
+    """Makes a model forget one or more classes by pruning what is specific to them.
 
-    Each weight is scored on the examples of the target classes and, in the
-    same pass, on the rest; :func:`keras_forget.selection.contrast` ranks the
-    weights by how much more they serve the target than the rest, and the top
-    ``amount`` are pruned.
+    Each weight (or unit) is scored on the target classes' examples and on the
+    rest; the ones that serve the targets far more than the rest are pruned.
 
     Args:
         model: a trained Keras 3 or tf_keras classifier (logits or softmax).
-        data: labelled ``(x, y)`` or a ``tf.data.Dataset`` (integer or one-hot
-            labels), containing the classes to forget and the rest.
+        data: labelled ``(x, y)`` or a ``tf.data.Dataset`` of ``(x, y)``
+            (integer or one-hot labels) with the classes to forget and the rest.
         target_class: the class or classes to forget.
-        method: score name (``keras_forget.scores.names()``), config or
-            instance; default ``"gradxweight"`` (``"discedit"`` for units).
-        amount: fraction in (0, 1) of prunable weights to prune, or
-            ``"auto"`` (the default): the smallest amount (on a geometric grid)
-            at which the accuracy on the target classes' examples of ``data``
-            is at most ``forget_accuracy`` (see :mod:`keras_forget.amount`).
-            For units: a fraction of units, or a count per layer (default 0.1).
-        scope: ``"global"`` (rank all weights together, the default) or ``"layer"``.
-        granularity: ``"weight"`` (default) or ``"unit"``: mask whole Dense
-            units / Conv filters with DISCEDIT-U class-moment scores (see
-            :func:`keras_forget.components.forget_units`).
-        floor: the contrast's floor (see :func:`keras_forget.selection.contrast`).
+        method: score name, config or instance. Default ``"gradxweight"``
+            (weights) or ``"discedit"`` (units: the DISCEDIT-U witness).
+        amount: how much to prune: a fraction in (0, 1) of the prunable
+            weights (or units; for units also a count per layer), or
+            ``"auto"`` (default): the smallest amount on a geometric grid at
+            which accuracy on the targets' examples of ``data`` is at most
+            ``forget_accuracy``.
+        scope: ``"global"`` (rank everything together, default) or ``"layer"``.
+        granularity: ``"weight"`` (default) or ``"unit"``.
+        floor: the forget-vs-retain contrast's floor (weights only; default
+            :data:`keras_forget.selection.FLOOR`).
         forget_accuracy: the goal of ``amount="auto"``, in [0, 1).
         fine_tune: optional :class:`FineTune`; by default on ``data`` without
-            the target classes.
-        eval_data: data for the report's accuracies (default: ``data``).
+            the target classes. Masks hold: pruned weights stay exactly zero.
+        eval_data: data for the report's accuracies (default: ``data``, the
+            very examples that were scored — the report says which).
         output_fn: for a model that is not a classifier (a conditional
-            generator, say): ``(model, x, y) -> tensor [batch]``, the
-            per-example output whose sensitivity is scored, ``x`` a batch of
-            the model's inputs and ``y`` the integer labels of ``data``. The
-            report then has no accuracies, and ``fine_tune`` is not accepted.
+            generator): ``(model, x, y) -> tensor [batch]``, the per-example
+            output whose sensitivity is scored. Needs ``num_classes``; the
+            report then has no accuracies.
         num_classes: number of labels, required with ``output_fn``.
+        steps: for a dataset, the most batches to read (required if it repeats).
         batch_size: scoring batch size.
         verbose: show progress.
 
     Returns:
-        A :class:`Result` with the new model, its masks and a report.
+        A :class:`~keras_forget.report.Result`.
 
     Raises:
-        InvalidArgumentError: a bad argument (named in the message).
-        UnsupportedLayerError: a layer that cannot be pruned.
-        NotPrunableError: a model with no prunable weight.
+        InvalidArgumentError: a bad argument, named in the message.
+        NotPrunableError: a model with nothing prunable.
         NonFiniteError: NaN or infinite weights or scores.
+        TypeError: ``model`` is not a Keras model.
     """
-    from keras_forget import components
-
-    if components.check_granularity(granularity) == "unit":
-        if output_fn is not None:
-            raise InvalidArgumentError("`granularity='unit'` needs a classifier, not `output_fn`.")
-        return components.forget_units(
-            model,
-            data,
-            target_class,
-            method="discedit" if method is None else method,
-            amount=components.FORGET_AMOUNT if amount is None else amount,
-            scope=components.FORGET_SCOPE if scope is None else scope,
-            fine_tune=fine_tune,
-            eval_data=eval_data,
-            batch_size=batch_size,
-            verbose=verbose,
-        )
-    method = FORGET_METHOD if method is None else method
-    amount = FORGET_AMOUNT if amount is None else amount
-    scope = "global" if scope is None else scope
-    if output_fn is None:
-        classes = checks.model(model, data)
-    else:
-        checks.model(model, data, classifier=False)
-        classes = checks.num_classes(num_classes, fine_tune, eval_data)
-    targets = checks.target_classes(target_class, classes)
-    amount = amount_search.check(amount)
-    if amount == "auto" and output_fn is not None:
-        raise InvalidArgumentError("`amount='auto'` needs a classifier; give a fraction.")
-    selection.check_amount(forget_accuracy, "forget_accuracy", allow_zero=True)
+    _common(model, granularity, batch_size, verbose, fine_tune)
+    score = _method(method, "forget", granularity)
+    amount = amount_search.check(amount, granularity)
     selection.check_scope(scope)
-    score = get_score(method)
-    if output_fn is None:
-        from_logits = checks.batch(model, data, classes)
-        if eval_data is not None:
-            checks.batch(model, eval_data, classes, "eval_data")
-        objective = Objective(from_logits=from_logits)
+    if floor is not None and granularity == "unit":
+        raise InvalidArgumentError(
+            "`floor` weighs the forget-vs-retain contrast of weight scores; unit scores have "
+            "none. Leave `floor` unset with granularity='unit'."
+        )
+    floor = selection.check_floor(selection.FLOOR if floor is None else floor)
+    forget_accuracy = _fraction(forget_accuracy, "forget_accuracy", 0.0, 1.0)
+    if output_fn is not None:
+        if granularity == "unit" or amount == "auto" or fine_tune or eval_data is not None:
+            raise InvalidArgumentError(
+                "With `output_fn` give a fractional `amount` and no `granularity='unit'`, "
+                "`fine_tune` or `eval_data`: they need a classifier's accuracy."
+            )
+        classes = checks.num_classes(num_classes)
+        data = Data.of(data, model, num_classes=classes, steps=steps, batch_size=batch_size)
+        objective = Objective(output_fn=output_fn)
     else:
-        checks.labels(model, data, classes)
-        from_logits, objective = False, Objective(output_fn=output_fn)
-    checks.present(data, targets)
-
-    def choose() -> tuple[float, dict[str, np.ndarray]]:
-        if not score.needs_data:
-            ranked = scoring.score(model, None, score, objective, verbose=verbose)
-        else:
-            forget, retain = scoring.score_split(
-                model, data, score, objective, targets, batch_size=batch_size, verbose=verbose
-            )
-            ranked = selection.contrast(forget, retain, floor=floor)
-        if amount == "auto":
-            examples = amount_search.forget_examples(model, data, targets)
-            return amount_search.search(
-                model,
-                lambda a: selection.select(ranked, a, scope=scope, highest=True),
-                examples,
-                forget_accuracy=forget_accuracy,
-            )
-        return amount, selection.select(ranked, amount, scope=scope, highest=True)
-
-    return _run(
-        model,
-        data,
-        choose,
-        score.name,
-        amount,
-        scope,
-        targets,
-        from_logits,
-        fine_tune,
-        eval_data,
-        verbose,
-        evaluator=_evaluate if output_fn is None else _no_eval,
+        data = Data.of(data, model, steps=steps, batch_size=batch_size)
+        classes, from_logits = checks.outputs(model, data.first(32))
+        data.check_classes(classes)
+        objective = Objective(from_logits=from_logits)
+    targets = checks.target_classes(target_class, classes, data)
+    check, split, train = _eval_and_train(
+        model, data, eval_data, fine_tune, classes, targets, steps, batch_size
     )
+    job = pipeline.Job(
+        granularity, score, amount, scope, targets, objective, classes,
+        classifier=output_fn is None, floor=floor, forget_accuracy=forget_accuracy,
+        tune=fine_tune, batch_size=batch_size, verbose=verbose,
+    )
+    return pipeline.run(model, job, data, check=check, eval_split=split, train=train)
 
 
 def prune(
     model: Any,
-    data: Data | None = None,
+    data: Any = None,
     *,
-    sparsity: float = 0.5,
+    sparsity: float | int = 0.5,
     method: Any = None,
-    scope: str | None = None,
+    scope: str = PRUNE_SCOPE,
     granularity: str = "weight",
     shrink: bool = False,
     fine_tune: FineTune | None = None,
-    eval_data: Data | None = None,
-    schedule: Any = None,
+    eval_data: Any = None,
+    schedule: selection.GradualSchedule | None = None,
+    steps: int | None = None,
     batch_size: int = 64,
     verbose: bool = True,
 ) -> Result:
-    """Compresses a model by pruning the ``sparsity`` fraction of least salient weights.
+    """Compresses a model by pruning the least salient weights (or units).
 
-    One-shot by default. With a ``schedule``, pruning is gradual and happens
-    during ``fine_tune``: at each of the schedule's pruning steps the weights
-    are scored again (on the current weights) and the sparsity rises along the
-    schedule's ramp; a weight once pruned stays pruned and the final sparsity
-    is exact (see :mod:`keras_forget.gradual`).
+    One-shot by default. With a ``schedule`` (weights only), pruning happens
+    during ``fine_tune``: at each pruning step the weights are scored again and
+    the sparsity rises along the schedule's ramp (see :mod:`keras_forget.gradual`).
 
     Args:
         model: a trained Keras 3 or tf_keras classifier.
         data: labelled data for data-driven scores (``obd``, ``fisher``,
-            ``gradxweight``); may be None for ``magnitude`` and ``random``.
-        sparsity: fraction in [0, 1) of prunable weights to prune.
-        method: score name, config or instance; default ``"magnitude"``
-            (``"discedit"`` for units).
-        scope: ``"global"`` (default for weights) or ``"layer"`` (default for units).
-        granularity: ``"weight"`` (default) or ``"unit"``: remove whole units
-            and filters that discriminate no class (DISCEDIT-SP, see
-            :func:`keras_forget.components.prune_units`); ``sparsity`` is then
-            the fraction of units.
-        shrink: with ``granularity="unit"``, return a physically smaller model
-            instead of a masked one.
+            ``gradxweight``, ``discedit``); may be None for ``magnitude``,
+            ``random`` and ``l1``.
+        sparsity: how much to prune: a fraction in (0, 1) of the prunable
+            weights (or units; for units also a count per layer).
+        method: score name, config or instance. Default ``"magnitude"``
+            (weights) or ``"discedit"`` (units: DISCEDIT-SP).
+        scope: ``"global"`` (rank everything together, default) or ``"layer"``.
+        granularity: ``"weight"`` (default) or ``"unit"``.
+        shrink: with ``granularity="unit"``, return a physically smaller
+            model instead of a masked one (default False).
         fine_tune: optional :class:`FineTune` (by default on ``data``).
         eval_data: data for the report's accuracies (default: ``data``).
-        schedule: optional :class:`keras_forget.GradualSchedule` for
-            score-driven gradual pruning; needs ``fine_tune``. The report's
-            ``after`` is then None (there is no one-shot state).
+        schedule: a :class:`~keras_forget.GradualSchedule` for score-driven
+            gradual pruning during ``fine_tune`` (weights only).
+        steps: for a dataset, the most batches to read (required if it repeats).
         batch_size: scoring batch size.
         verbose: show progress.
 
     Returns:
-        A :class:`Result`.
+        A :class:`~keras_forget.report.Result` (with ``history`` when gradual).
 
     Raises:
-        InvalidArgumentError: a bad argument (named in the message).
-        NotPrunableError: a model with no prunable weight.
+        InvalidArgumentError: a bad argument, named in the message.
+        NotPrunableError: a model with nothing prunable.
+        TypeError: ``model`` is not a Keras model.
     """
-    from keras_forget import components, gradual
-
-    if components.check_granularity(granularity) == "unit":
-        return components.prune_units(
-            model,
-            data,
-            sparsity=sparsity,
-            method="discedit" if method is None else method,
-            scope="layer" if scope is None else scope,
-            shrink=shrink,
-            fine_tune=fine_tune,
-            eval_data=eval_data,
-            batch_size=batch_size,
-            verbose=verbose,
-        )
-    if shrink:
-        raise InvalidArgumentError("`shrink=True` needs `granularity='unit'`.")
-    method = "magnitude" if method is None else method
-    scope = "global" if scope is None else scope
-    classes = checks.model(model, data)
-    selection.check_amount(sparsity, "sparsity", allow_zero=True)
+    _common(model, granularity, batch_size, verbose, fine_tune)
+    score = _method(method, "compress", granularity)
+    if granularity == "unit":
+        sparsity = selection.check_unit_amount(sparsity, "sparsity")
+    else:
+        sparsity = selection.check_amount(sparsity, "sparsity")
     selection.check_scope(scope)
-    score = get_score(method)
+    if checks.flag(shrink, "shrink") and granularity != "unit":
+        raise InvalidArgumentError("`shrink=True` removes units: it needs `granularity='unit'`.")
     if schedule is not None:
+        if granularity == "unit":
+            raise InvalidArgumentError(
+                "`schedule` (gradual pruning) works on single weights: use granularity='weight'."
+            )
         gradual.check(schedule, sparsity, fine_tune)
-    if data is None and (score.needs_data or fine_tune is not None and fine_tune.data is None):
-        raise InvalidArgumentError(f"`data` is required for method {score.name!r} / fine-tuning.")
-    from_logits = True
+    if data is None and score.needs_data:
+        raise InvalidArgumentError(f"`data` is required for method {score.name!r}.")
+    data = None if data is None else Data.of(data, model, steps=steps, batch_size=batch_size)
+    sample = _first_inputs(model, data, fine_tune, eval_data)
+    classes, from_logits = (
+        checks.outputs(model, sample) if sample is not None else (_keras.output_size(model), True)
+    )
     if data is not None:
-        from_logits = checks.batch(model, data, classes)
-    elif fine_tune is not None:  # data-free score: learn the output kind from the training data
-        from_logits = checks.batch(model, fine_tune.data, classes, "fine_tune.data")
-    if eval_data is not None:
-        checks.batch(model, eval_data, classes, "eval_data")
+        data.check_classes(classes)
+    check, split, train = _eval_and_train(
+        model, data, eval_data, fine_tune, classes, (), steps, batch_size
+    )
     objective = Objective(from_logits=from_logits, target="log_likelihood")
     if schedule is not None:
-        run = gradual.prune_gradually(
-            model,
-            data,
-            score=score,
-            objective=objective,
-            sparsity=sparsity,
-            scope=scope,
-            schedule=schedule,
-            tune=fine_tune,
-            eval_data=eval_data,
-            batch_size=batch_size,
-            verbose=verbose,
+        return gradual.prune_gradually(
+            model, data, score=score, objective=objective, sparsity=sparsity, scope=scope,
+            schedule=schedule, tune=fine_tune, train=train, check=check, eval_split=split,
+            batch_size=batch_size, verbose=verbose,
         )
-        return Result(run.model, run.masks, run.report)
-
-    def choose() -> dict[str, np.ndarray]:
-        ranked = scoring.score(
-            model, data, score, objective, batch_size=batch_size, verbose=verbose
-        )
-        return selection.select(ranked, sparsity, scope=scope, highest=False)
-
-    return _run(
-        model,
-        data,
-        choose,
-        score.name,
-        sparsity,
-        scope,
-        (),
-        from_logits,
-        fine_tune,
-        eval_data,
-        verbose,
+    job = pipeline.Job(
+        granularity, score, sparsity, scope, (), objective, classes, shrink=shrink,
+        tune=fine_tune, batch_size=batch_size, verbose=verbose,
     )
+    return pipeline.run(model, job, data, check=check, eval_split=split, train=train)
 
 
-def _run(
-    model: Any,
-    data: Data | None,
-    choose: Callable[[], Any],
-    method: str,
-    amount: float,
-    scope: str,
-    targets: tuple[int, ...],
-    from_logits: bool,
-    tune: FineTune | None,
-    eval_data: Data | None,
-    verbose: bool,
-    evaluator: Callable[..., Evaluation | None] = _evaluate,
-) -> Result:
-    """The shared stages after validation: select, mask, fine-tune, evaluate."""
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    chosen = choose()
-    if isinstance(chosen, tuple):
-        amount, masks = chosen
-    else:
-        masks = chosen
-    seconds["scoring"] = time.perf_counter() - start
-    tick = time.perf_counter()
-    masked = masking.mask_model(model, masks)
-    seconds["masking"] = time.perf_counter() - tick
-    check = eval_data if eval_data is not None else data
-    before = evaluator(model, check, targets)
-    after = evaluator(masked, check, targets)
-    tuned = None
-    if tune is not None:
-        tick = time.perf_counter()
-        train = tune.data if tune.data is not None else without_classes(data, targets)
-        fine_tune(masked, tune, train, from_logits=from_logits, verbose=verbose)
-        seconds["fine_tune"] = time.perf_counter() - tick
-        tuned = evaluator(masked, check, targets)
-    seconds["total"] = time.perf_counter() - start
-    pruned = sum(int(m.size - np.count_nonzero(m)) for m in masks.values())
-    total = sum(int(m.size) for m in masks.values())
-    report = Report(
-        method, float(amount), scope, targets, pruned, total, before, after, tuned, seconds
-    )
-    return Result(masked, masks, report)
+def _first_inputs(model: Any, data: Data | None, tune: FineTune | None, eval_data: Any) -> Any:
+    """A batch of inputs to learn the model's outputs from, or None if none is given."""
+    for source, name in ((data, "data"), (tune and tune.data, "fine_tune.data"),
+                         (eval_data, "eval_data")):
+        if source is not None:
+            return Data.of(source, model, name=name).first(32)
+    return None

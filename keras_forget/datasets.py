@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_forget.errors import DatasetUnavailableError, InvalidArgumentError
+
 NAMES = ("digits", "mnist", "fashion_mnist", "cifar10")
 _TFDS_NAMES = frozenset(NAMES[1:])
 _NUM_CLASSES = dict.fromkeys(NAMES, 10)
@@ -26,7 +28,7 @@ def num_classes(name: str) -> int:
         The number of distinct labels.
 
     Raises:
-        ValueError: If ``name`` is not a known dataset.
+        InvalidArgumentError: If ``name`` is not a known dataset.
     """
     _check_name(name)
     return _NUM_CLASSES[name]
@@ -55,14 +57,14 @@ def load(
         ``(N, H, W, C)`` and each ``y`` holds class indices.
 
     Raises:
-        ValueError: If ``name``, ``test_fraction`` or ``max_examples`` is invalid.
-        RuntimeError: If a tfds dataset is not available in ``data_dir``.
+        InvalidArgumentError: If ``name``, ``test_fraction`` or ``max_examples`` is invalid.
+        DatasetUnavailableError: If a tfds dataset is not available in ``data_dir``.
     """
     _check_name(name)
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
+        raise InvalidArgumentError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
     if max_examples is not None and max_examples < 1:
-        raise ValueError(f"max_examples must be a positive integer, got {max_examples!r}.")
+        raise InvalidArgumentError(f"max_examples must be a positive integer, got {max_examples!r}.")
     if name == "digits":
         return _load_digits(test_fraction, seed)
     return _load_tfds(name, data_dir, max_examples)
@@ -70,7 +72,7 @@ def load(
 
 def _check_name(name: str) -> None:
     if name not in NAMES:
-        raise ValueError(f"Unknown dataset name={name!r}; expected one of {', '.join(NAMES)}.")
+        raise InvalidArgumentError(f"Unknown dataset name={name!r}; expected one of {', '.join(NAMES)}.")
 
 
 def _load_digits(test_fraction: float, seed: int) -> tuple[Split, Split]:
@@ -94,7 +96,7 @@ def _load_tfds(name: str, data_dir: str | None, max_examples: int | None) -> tup
             name, split=["train", "test"], as_supervised=True, data_dir=data_dir
         )
     except Exception as err:  # tfds raises several types when data is missing.
-        raise RuntimeError(
+        raise DatasetUnavailableError(
             f"Could not load tfds dataset {name!r} from data_dir={data_dir!r}. "
             "It must be downloaded and prepared there first (for example with "
             f"`tfds build {name}` on a machine with network access); tfds cannot "
@@ -113,6 +115,6 @@ def _to_numpy(ds, max_examples: int | None) -> Split:
         images.append(image)
         labels.append(label)
     if not images:
-        raise RuntimeError("The tfds split is empty.")
+        raise DatasetUnavailableError("The tfds split is empty.")
     x = np.stack(images).astype(np.float32) / 255.0
     return (x, np.asarray(labels, dtype=np.int64))

@@ -29,3 +29,19 @@ class NotPrunableError(KerasForgetError, ValueError):
 
 class ExportError(KerasForgetError, RuntimeError):
     """An export failed: saving, converting, or the TFLite parity check."""
+
+
+class SurgeryError(KerasForgetError, RuntimeError):
+    """A structural edit went wrong: the smaller model does not compute what the masked one does."""
+
+
+class NotAModelError(KerasForgetError, TypeError):
+    """``model`` is not a Keras 3 or tf_keras model, or cannot be copied."""
+
+
+class DatasetUnavailableError(KerasForgetError, RuntimeError):
+    """A named dataset cannot be loaded here (not downloaded, or its loader is missing)."""
+
+
+class PathExistsError(KerasForgetError, FileExistsError):
+    """An output path already holds files and ``overwrite`` was not given."""

@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_forget import _keras
-from keras_forget.errors import ExportError, KerasForgetError
+from keras_forget.errors import ExportError, InvalidArgumentError, PathExistsError
 from keras_forget.surgery import masking
-from keras_forget.surgery.registry import prunable_weights
+from keras_forget.introspect.registry import prunable_weights
 
 SAVED_MODEL = "saved_model"
 TFLITE = "model.tflite"
@@ -39,7 +39,8 @@ class ExportReport:
         tflite_path: the float TFLite file, or None when not written.
         int8_tflite_path: the dynamic-range int8 TFLite file, or None.
         sizes: artifact name -> ``{"raw": bytes, "gzip": bytes}``.
-        sparsity: fraction of exact zeros in the exported model's prunable kernels.
+        sparsity: fraction of exact zeros in the exported model's prunable
+            kernels; None when the model has no prunable weight.
         max_abs_diff: artifact name -> max ``|tflite - keras|`` on the sample.
         notes: remarks on how the artifacts were made or checked.
     """
@@ -48,23 +49,13 @@ class ExportReport:
     tflite_path: str | None
     int8_tflite_path: str | None
     sizes: dict[str, dict[str, int]]
-    sparsity: float
+    sparsity: float | None
     max_abs_diff: dict[str, float]
     notes: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the report as plain, JSON-serializable Python objects."""
         return dataclasses.asdict(self)
-
-
-def strip(model: Any) -> Any:
-    """Returns a plain copy of a model to export, without training-only parts.
-
-    Same as :func:`keras_forget.surgery.masking.strip`: tfmot wrappers and mask
-    constraints are removed, masks applied to the weights; the input model is
-    never changed.
-    """
-    return masking.strip(model)
 
 
 def sparsity(model: Any) -> float:
@@ -74,14 +65,20 @@ def sparsity(model: Any) -> float:
         model: a built Keras 3 or tf_keras model (not wrapped).
 
     Returns:
-        A number in [0, 1]; 0.0 when the model has no prunable weight.
+        A number in [0, 1].
+
+    Raises:
+        NotPrunableError: the model has no prunable weight.
+        UnsupportedLayerError: a layer's weights are of a kind the library does not know.
     """
-    try:
-        weights = [np.asarray(w.variable.numpy()) for w in prunable_weights(model).values()]
-    except KerasForgetError:
-        return 0.0
+    weights = [np.asarray(w.variable.numpy()) for w in prunable_weights(model).values()]
     total = sum(w.size for w in weights)
     return sum(int(np.count_nonzero(w == 0)) for w in weights) / total if total else 0.0
+
+
+def _sparsity_or_none(model: Any) -> float | None:
+    """:func:`sparsity`, or None (said as such in the report) with nothing prunable."""
+    return sparsity(model) if prunable_weights(model, required=False) else None
 
 
 def export(
@@ -96,7 +93,7 @@ def export(
     overwrite: bool = False,
     verbose: bool = True,
 ) -> ExportReport:
-    """Writes the :func:`strip`-ped model as a SavedModel and TFLite files.
+    """Writes the stripped model (:func:`keras_forget.strip`) as a SavedModel and TFLite files.
 
     Writes into directory ``path``: ``saved_model/``, ``model.tflite`` and
     ``model_int8.tflite`` (dynamic-range quantized). The float TFLite model must
@@ -125,7 +122,7 @@ def export(
 
     Raises:
         TypeError: ``model`` is not a Keras model.
-        ValueError: an argument is invalid (the message names it).
+        InvalidArgumentError: an argument is invalid (the message names it).
         FileExistsError: ``path`` holds an artifact to write and not ``overwrite``.
         ExportError: saving or conversion failed, or the float TFLite model
             differs from the Keras model by more than ``atol``.
@@ -137,7 +134,7 @@ def export(
     names = [SAVED_MODEL] + [TFLITE] * tflite + [INT8_TFLITE] * int8
     taken = [n for n in names if os.path.lexists(os.path.join(path, n))]
     if taken and not overwrite:
-        raise FileExistsError(f"{path} already holds {', '.join(taken)}; pass overwrite=True.")
+        raise PathExistsError(f"{path} already holds {', '.join(taken)}; pass overwrite=True.")
     with _staging(path) as tmp:
         diffs, notes, exported = _build(model, tmp, x, tflite, sparse, int8, atol)
         sizes = {n: _sizes(os.path.join(tmp, n)) for n in names}
@@ -146,7 +143,7 @@ def export(
         saved_model_dir=os.path.join(path, SAVED_MODEL),
         tflite_path=os.path.join(path, TFLITE) if tflite else None,
         int8_tflite_path=os.path.join(path, INT8_TFLITE) if int8 else None,
-        sizes=sizes, sparsity=sparsity(exported), max_abs_diff=diffs, notes=notes,
+        sizes=sizes, sparsity=_sparsity_or_none(exported), max_abs_diff=diffs, notes=notes,
     )  # fmt: skip
     if verbose:
         _print_summary(report)
@@ -156,26 +153,26 @@ def export(
 def _check_path(path: Any) -> str:
     """Validates ``path`` and returns it absolute."""
     if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
+        raise InvalidArgumentError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
     path = os.fspath(path)
     if not isinstance(path, str) or not path.strip():
-        raise ValueError(f"`path` must be a non-empty text path, got {path!r}.")
+        raise InvalidArgumentError(f"`path` must be a non-empty text path, got {path!r}.")
     path = os.path.abspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"`path` {path!r} exists and is not a directory.")
+        raise InvalidArgumentError(f"`path` {path!r} exists and is not a directory.")
     return path
 
 
 def _check_options(tflite: bool, sparse: bool, int8: bool, atol: float) -> None:
     """Validates the flags and ``atol``."""
     if isinstance(atol, bool) or not isinstance(atol, (int, float, np.floating, np.integer)):
-        raise ValueError(f"`atol` must be a number, got {atol!r}.")
+        raise InvalidArgumentError(f"`atol` must be a number, got {atol!r}.")
     if math.isnan(atol) or atol <= 0:
-        raise ValueError(f"`atol` must be > 0, got {atol!r}.")
+        raise InvalidArgumentError(f"`atol` must be > 0, got {atol!r}.")
     if sparse and not tflite:
-        raise ValueError("`sparse=True` only affects TFLite files; it needs tflite=True.")
+        raise InvalidArgumentError("`sparse=True` only affects TFLite files; it needs tflite=True.")
     if int8 and not tflite:
-        raise ValueError("`int8=True` writes a TFLite file; it needs tflite=True.")
+        raise InvalidArgumentError("`int8=True` writes a TFLite file; it needs tflite=True.")
 
 
 Spec = tuple[tuple[int | None, ...], np.dtype]
@@ -190,7 +187,7 @@ def _input_specs(model: Any) -> dict[str, Spec]:
     except (AttributeError, ValueError):
         inputs = outputs = None
     if len(outputs or [None]) != 1:
-        raise ValueError("`model` must have one output.")
+        raise InvalidArgumentError("`model` must have one output.")
     if not inputs:
         return {"input": _input_spec(model)}
     specs = {
@@ -198,7 +195,7 @@ def _input_specs(model: Any) -> dict[str, Spec]:
         for t in inputs
     }
     if len(specs) != len(inputs):
-        raise ValueError("`model` inputs must have distinct names.")
+        raise InvalidArgumentError("`model` inputs must have distinct names.")
     return specs
 
 
@@ -212,7 +209,7 @@ def _input_spec(model: Any) -> Spec:
     try:
         return tuple(_keras._input_shape(model)), np.dtype("float32")
     except Exception as error:
-        raise ValueError(f"`model` must be built with a known input shape ({error}).") from error
+        raise InvalidArgumentError(f"`model` must be built with a known input shape ({error}).") from error
 
 
 def _check_samples(sample: Any, specs: dict[str, Spec]) -> Batch:
@@ -220,14 +217,14 @@ def _check_samples(sample: Any, specs: dict[str, Spec]) -> Batch:
     if len(specs) == 1:
         return _check_sample(sample, *next(iter(specs.values())))
     if sample is not None and (not isinstance(sample, (tuple, list)) or len(sample) != len(specs)):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"`sample` must be a tuple or list of {len(specs)} batches, one per model input "
             f"({', '.join(specs)})."
         )
     parts = [None] * len(specs) if sample is None else list(sample)
     x = {name: _check_sample(part, *spec) for (name, spec), part in zip(specs.items(), parts)}
     if len({len(a) for a in x.values()}) != 1:
-        raise ValueError("`sample` batches must all have the same number of examples.")
+        raise InvalidArgumentError("`sample` batches must all have the same number of examples.")
     return x
 
 
@@ -235,7 +232,7 @@ def _check_sample(sample: Any, shape: tuple[int | None, ...], dtype: np.dtype) -
     """Validates ``sample`` against the input shape or makes a seeded random one."""
     if sample is None:
         if any(d is None for d in shape[1:]):
-            raise ValueError(f"`sample` is needed: the model input {shape} is not fully known.")
+            raise InvalidArgumentError(f"`sample` is needed: the model input {shape} is not fully known.")
         rng = np.random.default_rng(0)
         batch = (shape[0] or 8, *shape[1:])
         if np.issubdtype(dtype, np.integer):
@@ -244,10 +241,10 @@ def _check_sample(sample: Any, shape: tuple[int | None, ...], dtype: np.dtype) -
     try:
         x = np.asarray(sample).astype(dtype)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"`sample` must be a numeric batch of inputs ({error}).") from error
+        raise InvalidArgumentError(f"`sample` must be a numeric batch of inputs ({error}).") from error
     known = zip(shape[1:], x.shape[1:], strict=True)
     if x.ndim != len(shape) or not all(d in (None, n) for d, n in known) or not len(x):
-        raise ValueError(f"`sample` of shape {x.shape} does not fit the model input {shape}.")
+        raise InvalidArgumentError(f"`sample` of shape {x.shape} does not fit the model input {shape}.")
     return x
 
 
@@ -255,7 +252,7 @@ def _build(
     model: Any, tmp: str, x: Batch, tflite: bool, sparse: bool, int8: bool, atol: float
 ) -> tuple[dict[str, float], list[str], Any]:
     """Writes and checks every artifact in ``tmp``; returns diffs, notes, exported model."""
-    exported = strip(model)
+    exported = masking.strip(model)
     inputs = list(x.values()) if isinstance(x, dict) else x
     expected = np.asarray(exported(inputs, training=False))  # also traces subclassed models
     saved_model = os.path.join(tmp, SAVED_MODEL)
@@ -432,7 +429,9 @@ def _print_summary(report: ExportReport) -> None:
     """Prints one line per artifact, then the notes."""
     for name, size in report.sizes.items():
         diff = report.max_abs_diff.get(name)
-        extra = f", sparsity {report.sparsity:.1%}" if name == SAVED_MODEL else ""
+        extra = ""
+        if name == SAVED_MODEL and report.sparsity is not None:
+            extra = f", sparsity {report.sparsity:.1%}"
         extra += "" if diff is None else f", max |tflite - keras| = {diff:.3g}"
         print(f"{name}: {size['raw']:,} B raw, {size['gzip']:,} B gzip{extra}")
     for note in report.notes:

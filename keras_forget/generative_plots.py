@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from keras_forget.errors import InvalidArgumentError
-from keras_forget.plots import _pyplot, save_figure
+from keras_forget.plots import save_figure, subplots
 
 
 def _check_panels(panels: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -80,8 +80,7 @@ def plot_generations(
         raise InvalidArgumentError(f"`labels` has {len(labels)} names for {rows} rows.")
     low = min(0.0, *(float(a.min()) for a in arrays.values()))
     high = max(1.0, *(float(a.max()) for a in arrays.values()))
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, len(arrays), figsize=(3.2 * len(arrays), 0.35 * rows + 1.0))
+    figure, axes = subplots(1, len(arrays), figsize=(3.2 * len(arrays), 0.35 * rows + 1.0))
     for axis, (name, images) in zip(np.atleast_1d(axes), arrays.items()):
         axis.imshow(_mosaic(images, fill=low), cmap="gray", vmin=low, vmax=high)
         axis.set_title(name)

@@ -12,7 +12,6 @@ a schedule that never lets tfmot compute a mask
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -21,86 +20,20 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_forget import _keras, scoring, selection
+from keras_forget import _keras, selection
 from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
+from keras_forget.introspect.registry import prunable_weights
 from keras_forget.metrics import evaluate
-from keras_forget.report import Report
+from keras_forget.report import PruningStep, Report, Result
+from keras_forget.scores.accumulate import score as run_score
 from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.objective import Objective
+from keras_forget.selection.schedule import GradualSchedule
 from keras_forget.surgery import masking
-from keras_forget.surgery.registry import prunable_weights
 from keras_forget.training import FineTune, fine_tune
 
 MaskMap = dict[str, np.ndarray]
-
-
-@dataclasses.dataclass(frozen=True)
-class GradualSchedule:
-    """When to prune during fine-tuning and how much: tfmot's ``PolynomialDecay`` ramp.
-
-    At training step ``t`` the target sparsity is
-    ``final + (initial - final) · (1 - p)^power`` with
-    ``p = clip((t - begin_step) / (end_step - begin_step), 0, 1)``; ``final``
-    is the ``sparsity`` given to :func:`keras_forget.prune`. Pruning happens at
-    ``begin_step``, every ``frequency`` steps after it, and always at
-    ``end_step`` (so the final sparsity is reached even when ``end_step -
-    begin_step`` is not a multiple of ``frequency``).
-
-    Attributes:
-        begin_step: first pruning step (optimizer steps, from 0).
-        end_step: last pruning step, >= ``begin_step``.
-        frequency: steps between pruning steps, >= 1.
-        initial_sparsity: sparsity of the first pruning step, in [0, 1).
-        power: exponent of the ramp (> 0); 3 prunes fast early, then slowly.
-    """
-
-    begin_step: int = 0
-    end_step: int = 1000
-    frequency: int = 100
-    initial_sparsity: float = 0.0
-    power: float = 3.0
-
-    def __post_init__(self) -> None:
-        for name in ("begin_step", "end_step", "frequency"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise InvalidArgumentError(
-                    f"`GradualSchedule.{name}` must be an int >= 0, got {value!r}."
-                )
-        if self.end_step < self.begin_step:
-            raise InvalidArgumentError(
-                f"`GradualSchedule.end_step` ({self.end_step}) is before `begin_step` "
-                f"({self.begin_step})."
-            )
-        if self.frequency < 1:
-            raise InvalidArgumentError(
-                f"`GradualSchedule.frequency` must be >= 1, got {self.frequency}."
-            )
-        selection.check_amount(
-            self.initial_sparsity, "GradualSchedule.initial_sparsity", allow_zero=True
-        )
-        if not float(self.power) > 0:
-            raise InvalidArgumentError(f"`GradualSchedule.power` must be > 0, got {self.power}.")
-
-    def sparsity_at(self, step: int, final: float) -> float:
-        """The ramp's target sparsity at ``step`` for a final sparsity ``final``."""
-        span = self.end_step - self.begin_step
-        progress = 1.0 if span == 0 else (step - self.begin_step) / span
-        progress = min(1.0, max(0.0, progress))
-        return final + (self.initial_sparsity - final) * (1.0 - progress) ** self.power
-
-    def steps(self) -> list[int]:
-        """The pruning steps, in order: begin, every ``frequency`` after it, and end."""
-        steps = list(range(self.begin_step, self.end_step + 1, self.frequency))
-        return steps if steps[-1] == self.end_step else [*steps, self.end_step]
-
-    def get_config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> GradualSchedule:
-        return cls(**config)
 
 
 def check(schedule: Any, sparsity: float, tune: FineTune | None) -> GradualSchedule:
@@ -126,34 +59,6 @@ def check(schedule: Any, sparsity: float, tune: FineTune | None) -> GradualSched
     return schedule
 
 
-def shrink(
-    scores: Mapping[str, np.ndarray],
-    masks: Mapping[str, np.ndarray],
-    sparsity: float,
-    scope: str = "global",
-) -> MaskMap:
-    """Prunes the lowest scores up to ``sparsity``, keeping every weight already pruned.
-
-    Pure array code. Pruned weights are ranked first, so the new masks are a
-    subset of ``masks`` whenever ``sparsity`` is at least the current one.
-
-    Args:
-        scores: the ScoreMap of the current weights.
-        masks: the current MaskMap (``False`` = pruned).
-        sparsity: target fraction of pruned weights (per weight for ``"layer"``).
-        scope: ``"global"`` or ``"layer"``.
-
-    Returns:
-        The new MaskMap.
-    """
-    selection.check_finite(scores)
-    low = min(float(np.min(v)) for v in scores.values())
-    floor = low - max(1.0, abs(low))  # below every score: pruned weights rank first
-    ranked = {k: np.where(masks[k], scores[k], floor) for k in scores}
-    new = selection.select(ranked, sparsity, scope=scope, highest=False)
-    return {k: new[k] & np.asarray(masks[k], bool) for k in new}
-
-
 class LiveMaskConstraint(masking.MaskConstraint):
     """A :class:`MaskConstraint` whose mask can change while a compiled model trains.
 
@@ -175,26 +80,6 @@ class LiveMaskConstraint(masking.MaskConstraint):
         """Replaces the mask (``False`` = pruned)."""
         self.mask = np.asarray(mask, bool)
         self.variable.assign(self.mask.astype(self.variable.dtype))
-
-
-@dataclasses.dataclass(frozen=True)
-class PruningStep:
-    """What one pruning step did.
-
-    Attributes:
-        step: the optimizer step at which it ran.
-        target: the ramp's sparsity at that step.
-        sparsity: fraction of prunable weights pruned after it.
-        leaked: nonzero weights found at already-pruned positions before it
-            (0 when masks held between pruning steps).
-        seconds: time spent scoring and assigning masks.
-    """
-
-    step: int
-    target: float
-    sparsity: float
-    leaked: int
-    seconds: float
 
 
 class ScoreDrivenPruner:
@@ -255,7 +140,7 @@ class ScoreDrivenPruner:
         """Scores the current weights and prunes the lowest up to ``target``."""
         tick = time.perf_counter()
         leaked = _leaked(model, self.masks)
-        self.masks = shrink(self.rescore(model), self.masks, target, self.scope)
+        self.masks = selection.tighten(self.rescore(model), self.masks, target, self.scope)
         assign(model, self.masks)
         seconds = time.perf_counter() - tick
         achieved = selection.sparsity(self.masks)
@@ -335,25 +220,6 @@ def callbacks(model: Any, pruner: ScoreDrivenPruner) -> list[Any]:
     return [*extra, ScoreDrivenPruning()]
 
 
-@dataclasses.dataclass
-class GradualRun:
-    """What :func:`prune_gradually` returns.
-
-    Attributes:
-        model: the fine-tuned, masked model (mask constraints on Keras 3,
-            tfmot wrappers on tf_keras).
-        masks: the final MaskMap.
-        report: the :class:`~keras_forget.report.Report` (``after`` is None:
-            there is no one-shot state; ``fine_tuned`` is the final model).
-        history: one :class:`PruningStep` per pruning step.
-    """
-
-    model: Any
-    masks: MaskMap
-    report: Report
-    history: list[PruningStep]
-
-
 def prune_gradually(
     model: Any,
     data: Data | None,
@@ -364,10 +230,12 @@ def prune_gradually(
     scope: str,
     schedule: GradualSchedule,
     tune: FineTune,
-    eval_data: Data | None = None,
+    train: Data,
+    check: Data | None,
+    eval_split: str,
     batch_size: int = 64,
     verbose: bool = True,
-) -> GradualRun:
+) -> Result:
     """Fine-tunes a copy of ``model`` while pruning it to ``sparsity`` by fresh scores.
 
     Arguments are validated by :func:`keras_forget.prune`, which calls this
@@ -375,32 +243,33 @@ def prune_gradually(
 
     Args:
         model: a trained Keras 3 or tf_keras classifier.
-        data: scoring data (and fine-tuning data unless ``tune.data``).
+        data: scoring data.
         score: the score re-run at each pruning step.
         objective: what the model's output means.
         sparsity: final sparsity, reached exactly.
         scope: ``"global"`` or ``"layer"``.
         schedule: when and how fast to prune.
         tune: the fine-tuning that pruning happens during.
-        eval_data: data for the report's accuracies (default: ``data``).
+        train: the fine-tuning data.
+        check: data for the report's accuracies, or None.
+        eval_split: what ``check`` is, for the report.
         batch_size: scoring batch size.
         verbose: show Keras' progress bar.
 
     Returns:
-        A :class:`GradualRun`.
+        A :class:`~keras_forget.report.Result` whose ``history`` lists the
+        pruning steps (its report's ``after`` is None: there is no one-shot state).
     """
     start = time.perf_counter()
-    check = eval_data if eval_data is not None else data
     before = None if check is None else evaluate(model, check)
     working = prepare(model, schedule, sparsity)
 
     def rescore(current: Any) -> ScoreMap:
-        return scoring.score(current, data, score, objective, batch_size=batch_size, verbose=False)
+        return run_score(current, data, score, objective, batch_size=batch_size, verbose=False)
 
     pruner = ScoreDrivenPruner(rescore, sparsity, scope, schedule)
     pruner.start(working)
     tick = time.perf_counter()
-    train = tune.data if tune.data is not None else data
     fine_tune(
         working,
         tune,
@@ -422,6 +291,7 @@ def prune_gradually(
         "total": time.perf_counter() - start,
     }
     report = Report(
-        score.name, float(sparsity), scope, (), pruned, total, before, None, tuned, seconds
+        score.name, float(sparsity), scope, (), pruned, total, before, None, tuned, seconds,
+        eval_split=eval_split,
     )
-    return GradualRun(working, masks, report, pruner.history)
+    return Result(working, masks, report, history=pruner.history)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix
 
-from keras_forget.data import Data, batches, input_rank
+from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 
 
@@ -45,9 +45,8 @@ def predict_labels(
     model: Any, data: Data, batch_size: int = 256
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``(true labels, predicted labels, number of outputs)`` over ``data``, batch by batch."""
-    rank = input_rank(model)
     truth, predicted, classes = [], [], 0
-    for x, y in batches(data, batch_size, input_rank=rank, name="data"):
+    for x, y in data.batches(batch_size):
         out = np.asarray(model(x, training=False))
         truth.append(y)
         predicted.append(out.argmax(axis=-1))
@@ -84,21 +83,22 @@ def accuracies(
     return dataclasses.replace(result, forget_accuracy=fa, retain_accuracy=ra)
 
 
-def evaluate(model: Any, data: Data, target_class: int | Sequence[int] | None = None) -> Evaluation:
+def evaluate(model: Any, data: Any, target_class: int | Sequence[int] | None = None) -> Evaluation:
     """Accuracy, per-class accuracy, and forget/retain accuracy of a classifier.
 
     Args:
         model: a Keras 3 or tf_keras classifier (logits or probabilities).
-        data: labelled ``(x, y)`` or a ``tf.data.Dataset``.
+        data: labelled ``(x, y)``, a ``tf.data.Dataset`` of ``(x, y)``, or a
+            :class:`~keras_forget.data.Data`.
         target_class: the forgotten class or classes, if any.
 
     Returns:
         An :class:`Evaluation`.
 
     Raises:
-        InvalidArgumentError: a target class outside the model's outputs.
+        InvalidArgumentError: bad data, or a target class outside the model's outputs.
     """
-    truth, predicted, classes = predict_labels(model, data)
+    truth, predicted, classes = predict_labels(model, Data.of(data, model))
     for c in _targets(target_class):
         if not 0 <= c < classes:
             raise InvalidArgumentError(

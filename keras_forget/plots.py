@@ -10,22 +10,18 @@ import numpy as np
 from keras_forget.files import atomic_path
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """``(figure, axes)`` drawn off-screen, without pyplot: the user's backend is untouched."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=kwargs.pop("figsize", None))
+    return figure, figure.subplots(*args, **kwargs)
 
 
 def save_figure(figure: Any, path: str) -> str:
     """Writes a matplotlib figure to ``path`` atomically (temp file + rename)."""
-    try:
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, dpi=120, bbox_inches="tight", format=_format(path))
-    finally:
-        _pyplot().close(figure)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight", format=_format(path))
     return path
 
 
@@ -45,7 +41,7 @@ def per_class_bars(report: Any, path: str, title: str | None = None) -> str:
         ``path``.
 
     Raises:
-        ValueError: the report holds no evaluation.
+        InvalidArgumentError: the report holds no evaluation.
     """
     evals = [
         (name, e)
@@ -57,11 +53,10 @@ def per_class_bars(report: Any, path: str, title: str | None = None) -> str:
         if e is not None
     ]
     if not evals:
-        raise ValueError("`report` holds no evaluation to plot.")
-    plt = _pyplot()
+        raise InvalidArgumentError("`report` holds no evaluation to plot.")
     classes = sorted(evals[0][1].per_class)
     width = 0.8 / len(evals)
-    figure, axis = plt.subplots(figsize=(8, 3.5))
+    figure, axis = subplots(figsize=(8, 3.5))
     for i, (name, evaluation) in enumerate(evals):
         values = [evaluation.per_class.get(c, np.nan) for c in classes]
         axis.bar(np.arange(len(classes)) + i * width, values, width, label=name)

@@ -1,11 +1,33 @@
-"""What a pruning call did: settings, accuracies before and after, time spent."""
+"""What a pruning call returns: the edited model, its masks and a report of what it did."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+import numpy as np
+
 from keras_forget.metrics import Evaluation
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningStep:
+    """What one step of gradual pruning did.
+
+    Attributes:
+        step: the optimizer step at which it ran.
+        target: the ramp's sparsity at that step.
+        sparsity: fraction of prunable weights pruned after it.
+        leaked: nonzero weights found at already-pruned positions before it
+            (0 when masks held between pruning steps).
+        seconds: time spent scoring and assigning masks.
+    """
+
+    step: int
+    target: float
+    sparsity: float
+    leaked: int
+    seconds: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,22 +36,29 @@ class Report:
 
     Attributes:
         method: the score's name.
-        amount: fraction of prunable weights pruned.
+        amount: how much was pruned: the ``amount`` of :func:`~keras_forget.prune_for_class`
+            (resolved when it was ``"auto"``) or the ``sparsity`` of
+            :func:`~keras_forget.prune`; a fraction, or a count of units per layer.
         scope: ``"global"`` or ``"layer"``.
         target_classes: the forgotten classes (empty for compression).
-        pruned: number of weights set to zero by the masks.
-        total: number of prunable weights.
+        pruned: number of weights (or units) removed.
+        total: number of prunable weights (or units).
         before: evaluation of the original model.
-        after: evaluation right after masking (no fine-tuning).
+        after: evaluation right after pruning, before any fine-tuning (None
+            for gradual pruning, which has no such state).
         fine_tuned: evaluation after fine-tuning, if any.
         seconds: wall time of each stage (``scoring``, ``masking``,
             ``fine_tune``, ``total``).
         granularity: ``"weight"``, or ``"unit"`` when ``pruned`` and
             ``total`` count units (Dense units, Conv filters).
+        eval_split: which data the evaluations are on (``"eval_data"`` or
+            ``"data"``, the very examples that were scored).
+        auto_reached: with ``amount="auto"``, whether the goal was met on the
+            grid (None when the amount was given).
     """
 
     method: str
-    amount: float
+    amount: float | int
     scope: str
     target_classes: tuple[int, ...]
     pruned: int
@@ -39,13 +68,16 @@ class Report:
     fine_tuned: Evaluation | None
     seconds: dict[str, float]
     granularity: str = "weight"
+    eval_split: str = "data"
+    auto_reached: bool | None = None
 
     @property
     def sparsity(self) -> float:
-        """Fraction of prunable weights that are zero because of the masks."""
+        """Fraction of prunable weights (or units) removed."""
         return self.pruned / self.total if self.total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain, JSON-serializable Python objects."""
         out = dataclasses.asdict(self)
         out["sparsity"] = self.sparsity
         return out
@@ -72,8 +104,33 @@ class Report:
 
     def __str__(self) -> str:
         what = f"forget {list(self.target_classes)}" if self.target_classes else "compress"
+        table = self.table()
         return (
             f"{what} with {self.method} ({self.scope}): pruned {self.pruned}/{self.total} "
             f"{self.granularity}s ({self.sparsity:.2%}) in {self.seconds.get('total', 0.0):.1f}s"
-            + (f"\n{self.table()}" if self.table() else "")
+            + (f"\naccuracy on {self.eval_split}:\n{table}" if table else "")
         )
+
+
+@dataclasses.dataclass
+class Result:
+    """What :func:`~keras_forget.prune_for_class` and :func:`~keras_forget.prune` return.
+
+    Attributes:
+        model: the new model (mask constraints on Keras 3, tfmot wrappers on
+            tf_keras; :func:`keras_forget.strip` or :func:`keras_forget.export`
+            removes them), or a physically smaller model after ``shrink=True``.
+        masks: ``{weight key: bool array}`` over the original model's weights,
+            ``False`` = pruned.
+        report: the :class:`Report`.
+        unit_masks: with ``granularity="unit"``, ``{group key: bool [units]}``
+            (``False`` = removed); else None.
+        history: with a gradual schedule, one :class:`PruningStep` per
+            pruning step; else None.
+    """
+
+    model: Any
+    masks: dict[str, np.ndarray]
+    report: Report
+    unit_masks: dict[str, np.ndarray] | None = None
+    history: list[PruningStep] | None = None

@@ -17,14 +17,16 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_forget import checks, scoring, selection
-from keras_forget.data import Data, concat, input_rank
+from keras_forget import checks, selection
+from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
+from keras_forget.introspect.registry import prunable_weights
+from keras_forget.plots import save_figure, subplots
 from keras_forget.scores import Objective
 from keras_forget.scores import get as get_score
+from keras_forget.scores.accumulate import score as run_score
 from keras_forget.scores.base import Score
 from keras_forget.surgery import masking
-from keras_forget.surgery.registry import prunable_weights
 
 #: 0%, 5%, …, 95%.
 DEFAULT_SPARSITIES = tuple(np.round(np.arange(0.0, 1.0, 0.05), 10))
@@ -143,12 +145,7 @@ def plot_curves(
     Returns:
         ``path``.
     """
-    from matplotlib.figure import Figure
-
-    from keras_forget.plots import save_figure
-
-    figure = Figure(figsize=(7, 4.5))
-    axis = figure.add_subplot()
+    figure, axis = subplots(figsize=(7, 4.5))
     for name, curve in curves.items():
         for line in curve.lines.values():
             style = "-" if line.scope == "global" else "--"
@@ -193,24 +190,27 @@ def _scopes(scopes: Sequence[str] | str) -> list[str]:
     return [selection.check_scope(s) for s in dict.fromkeys(values)]
 
 
-def _validate(model: Any, data: Data | None, eval_data: Data, scores: list[Score]) -> bool:
-    """Checks everything before work; returns whether the model outputs logits."""
-    checks.labelled(eval_data, "eval_data")
-    classes = checks.model(model, eval_data)
+def _validate(
+    model: Any, data: Any, eval_data: Any, scores: list[Score], batch_size: int
+) -> tuple[Data | None, Data, bool]:
+    """Checks everything before work: ``(data, eval_data, from_logits)``."""
+    checks.model(model)
     if data is None and any(s.needs_data for s in scores):
         names = [s.name for s in scores if s.needs_data]
         raise InvalidArgumentError(f"`data` is required for method(s) {names}.")
-    from_logits = checks.batch(model, eval_data, classes, "eval_data")
+    eval_data = Data.of(eval_data, model, name="eval_data", batch_size=batch_size)
+    classes, from_logits = checks.outputs(model, eval_data.first(32))
+    eval_data.check_classes(classes)
     if data is not None:
-        from_logits = checks.batch(model, data, classes, "data")
-    return from_logits
+        data = Data.of(data, model, num_classes=classes, batch_size=batch_size)
+    return data, eval_data, from_logits
 
 
 class _Evaluator:
     """Writes ``weight · mask`` into a working copy and measures its accuracy."""
 
     def __init__(self, working: Any, eval_data: Data) -> None:
-        self.x, self.y = concat(eval_data, input_rank=input_rank(working), name="eval_data")
+        self.x, self.y = eval_data.arrays()
         self.weights = prunable_weights(working)
         self.original = {k: w.variable.numpy().copy() for k, w in self.weights.items()}
         self.model = working
@@ -235,8 +235,8 @@ class _Evaluator:
 
 def sweep(
     model: Any,
-    data: Data | None,
-    eval_data: Data,
+    data: Any,
+    eval_data: Any,
     *,
     methods: Sequence[Any] = ("magnitude", "obd"),
     scopes: Sequence[str] = ("global", "layer"),
@@ -273,14 +273,14 @@ def sweep(
     scores = _scores(methods)
     scopes = _scopes(scopes)
     points = _sparsities(sparsities)
-    from_logits = _validate(model, data, eval_data, scores)
+    data, eval_data, from_logits = _validate(model, data, eval_data, scores, batch_size)
     objective = Objective(from_logits=from_logits, target="log_likelihood")
     working = masking.strip(model)
     seconds: dict[str, float] = {}
     ranked = {}
     for score in scores:  # all scores first, while the working copy is unpruned
         tick = time.perf_counter()
-        ranked[score.name] = scoring.score(
+        ranked[score.name] = run_score(
             working, data, score, objective, batch_size=batch_size, verbose=verbose
         )
         seconds[f"scoring/{score.name}"] = time.perf_counter() - tick

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from keras_forget import _keras
-from keras_forget.data import Data, input_rank
+from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 
 
@@ -27,63 +25,36 @@ class FineTune:
     """
 
     epochs: int = 1
-    data: Data | None = None
+    data: Any = None
     batch_size: int = 32
     learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
+        if (
+            isinstance(self.epochs, bool)
+            or not isinstance(self.epochs, (int, np.integer))
+            or self.epochs < 1
+        ):
             raise InvalidArgumentError(
                 f"`FineTune.epochs` must be an int >= 1, got {self.epochs!r}."
             )
-        if self.batch_size < 1:
+        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise InvalidArgumentError(
-                f"`FineTune.batch_size` must be >= 1, got {self.batch_size}."
+                f"`FineTune.batch_size` must be an int >= 1, got {self.batch_size!r}."
             )
-        if not self.learning_rate > 0:
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise InvalidArgumentError(
-                f"`FineTune.learning_rate` must be > 0, got {self.learning_rate}."
+                f"`FineTune.learning_rate` must be a number > 0, got {self.learning_rate!r}."
             )
 
 
-def without_classes(data: Data, classes: Sequence[int]) -> Data:
-    """``data`` without the examples of ``classes`` (arrays or a dataset)."""
-    targets = np.asarray(list(classes), np.int64)
-    if isinstance(data, tf.data.Dataset):
-        t = tf.constant(targets)
-
-        def keep(x: Any, y: Any) -> Any:
-            labels = tf.argmax(y, -1) if y.shape.rank and y.shape[-1] > 1 else tf.reshape(y, [-1])
-            labels = tf.cast(labels, tf.int64)
-            return tf.logical_not(tf.reduce_any(tf.equal(labels[..., None], t), axis=-1))
-
-        if len(data.element_spec[1].shape) and data.element_spec[1].shape.rank >= 1:
-            return data.unbatch().filter(lambda x, y: keep(x[None], y[None])[0])
-        return data.filter(lambda x, y: keep(x[None], y[None])[0])
-    x, y = data
-    y_arr = np.asarray(y)
-    labels = y_arr.argmax(-1) if y_arr.ndim >= 2 and y_arr.shape[-1] > 1 else y_arr.reshape(-1)
-    keep = ~np.isin(labels, targets)
-    return np.asarray(x)[keep], y_arr[keep]
-
-
-def _sparse_labels(data: Data, batch_size: int, input_rank: int | None) -> Data:
-    """Data as a batched dataset of (x, integer labels)."""
-    if isinstance(data, tf.data.Dataset):
-        ds = data
-        if input_rank is not None and ds.element_spec[0].shape.rank == input_rank - 1:
-            ds = ds.batch(batch_size)
-        return ds.map(
-            lambda x, y: (x, tf.argmax(y, -1) if y.shape.rank == 2 and y.shape[-1] > 1 else y)
+def check(tune: Any) -> FineTune | None:
+    """Validates the ``fine_tune`` argument (None or a :class:`FineTune`)."""
+    if tune is not None and not isinstance(tune, FineTune):
+        raise InvalidArgumentError(
+            f"`fine_tune` must be a keras_forget.FineTune or None, got {type(tune).__name__}."
         )
-    x, y = data
-    y = np.asarray(y)
-    labels = y.argmax(-1) if y.ndim >= 2 and y.shape[-1] > 1 else y.reshape(-1)
-    return (
-        tf.data.Dataset.from_tensor_slices((np.asarray(x), labels))
-        .shuffle(len(labels), seed=0)
-        .batch(batch_size)
-    )
+    return tune
 
 
 def fine_tune(
@@ -94,17 +65,20 @@ def fine_tune(
     from_logits: bool,
     verbose: bool,
     callbacks: list[Any] | None = None,
-) -> None:
+) -> Any:
     """Trains a masked model in place; its masks hold through training.
 
     Args:
         model: a masked model (mask constraints, or tfmot wrappers).
         config: the :class:`FineTune` settings.
-        data: the data to train on.
+        data: the checked data to train on.
         from_logits: whether the model outputs logits.
         verbose: show Keras' progress bar.
         callbacks: Keras callbacks; by default those the masks need (tfmot's
             for a tf_keras model, none for Keras 3).
+
+    Returns:
+        The Keras ``History``.
     """
     km = _keras.keras_module(model)
     if callbacks is None:
@@ -118,7 +92,10 @@ def fine_tune(
         loss=km.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
-    ds = _sparse_labels(data, config.batch_size, input_rank(model))
-    model.fit(
-        ds, epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=1 if verbose else 0
+    return model.fit(
+        data.to_dataset(config.batch_size),
+        epochs=config.epochs,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=1 if verbose else 0,
     )

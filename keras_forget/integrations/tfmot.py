@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_forget import _keras
-from keras_forget.surgery.registry import prunable_weights
+from keras_forget.introspect.registry import prunable_weights
 
 
 def _sparsity():

@@ -17,7 +17,7 @@ import numpy as np
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.scores.objective import Objective
 from keras_forget.scores.resolver import Configurable, Resolver
-from keras_forget.surgery.registry import PrunableWeight
+from keras_forget.introspect.registry import PrunableWeight
 
 ScoreMap = dict[str, np.ndarray]
 
@@ -45,7 +45,7 @@ class Score(Configurable):
 
         Args:
             model: the model whose weights are scored.
-            weights: its prunable weights, from ``surgery.registry.prunable_weights``.
+            weights: its prunable weights, from ``introspect.registry.prunable_weights``.
             objective: what the model's output means (per-example log-likelihood).
         """
         binding = (id(model), tuple((k, id(w.variable)) for k, w in weights.items()), objective)

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_forget.errors import InvalidArgumentError
+
 TARGETS = ("centered_logit", "log_likelihood")
 
 
@@ -39,7 +41,7 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
-            raise ValueError(f"`target` must be one of {TARGETS}, got {self.target!r}.")
+            raise InvalidArgumentError(f"`Objective.target` must be one of {TARGETS}, got {self.target!r}.")
 
     @property
     def is_classifier(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from keras_forget.errors import InvalidArgumentError
@@ -34,11 +34,10 @@ class Resolver:
     Args:
         kind: what is resolved, for messages (``"score"``, ``"unit score"``).
         base: the base class whose instances are returned as they are.
-        load: imports the modules that register the built-in classes.
     """
 
-    def __init__(self, kind: str, base: type, load: Callable[[], Any] | None = None) -> None:
-        self.kind, self.base, self._load = kind, base, load
+    def __init__(self, kind: str, base: type) -> None:
+        self.kind, self.base = kind, base
         self._classes: dict[str, type] = {}
 
     def register(self, cls: type) -> None:
@@ -47,8 +46,6 @@ class Resolver:
 
     def names(self) -> list[str]:
         """Names of the registered classes."""
-        if self._load is not None:
-            self._load()
         return sorted(self._classes)
 
     def get(self, identifier: Any) -> Any:

@@ -2,7 +2,7 @@
 
 Component-level scores rank whole units (Dense units, Conv filters) rather
 than single weights. A unit score is bound to the prunable groups of a
-:class:`~keras_forget.surgery.graph.Graph` by :meth:`UnitScore.reset`,
+:class:`~keras_forget.introspect.graph.Graph` by :meth:`UnitScore.reset`,
 accumulates batches of the groups' activations with :meth:`UnitScore.update`,
 and :meth:`UnitScore.result` returns one score per unit. Data-free scores
 (``l1``) read the producers' weights instead.
@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.scores.resolver import Configurable, Resolver
-from keras_forget.surgery.graph import Graph, Group
+from keras_forget.introspect.graph import Graph, Group
 
 UnitScoreMap = dict[str, np.ndarray]
 
@@ -104,11 +104,7 @@ class UnitScore(Configurable):
         raise NotImplementedError
 
 
-def _load_builtins() -> None:
-    from keras_forget.scores import class_moments, l1  # noqa: F401  (registers the scores)
-
-
-RESOLVER = Resolver("unit score", UnitScore, _load_builtins)
+RESOLVER = Resolver("unit score", UnitScore)
 
 
 def names() -> list[str]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_forget import _keras
 from keras_forget.errors import InvalidArgumentError
-from keras_forget.surgery.registry import prunable_weights
+from keras_forget.introspect.registry import all_weights, prunable_weights
 
 
 class MaskConstraint(keras.constraints.Constraint):
@@ -129,30 +129,9 @@ def strip(model: Any) -> Any:
     return copy
 
 
-def weights_by_key(model: Any) -> dict[str, Any]:
-    """Every weight of a model's layers, ``{"<layer name>/<weight name>": variable}``.
-
-    Unlike :func:`~keras_forget.surgery.registry.prunable_weights`, biases and
-    normalization parameters are included (used by unit masks).
-    """
-    out: dict[str, Any] = {}
-
-    def walk(layer: Any) -> None:
-        children = getattr(layer, "layers", None)
-        if children:
-            for child in children:
-                walk(child)
-            return
-        for variable in layer.weights:
-            out[f"{layer.name}/{variable.name.split('/')[-1].split(':')[0]}"] = variable
-
-    walk(model)
-    return out
-
-
 def check_weight_masks(model: Any, masks: Mapping[str, np.ndarray]) -> None:
     """Raises if a mask names no weight of ``model`` or has the wrong shape."""
-    weights = weights_by_key(model)
+    weights = all_weights(model)
     for key, mask in masks.items():
         if key not in weights:
             raise InvalidArgumentError(f"`masks` has key {key!r}, which is no weight of the model.")
@@ -187,7 +166,7 @@ def mask_weights(model: Any, masks: Mapping[str, np.ndarray], *, inplace: bool =
 
         return tfmot.wrap_with_weight_masks(_keras.clone(model), masks)
     target = model if inplace else _keras.clone(model)
-    weights = weights_by_key(target)
+    weights = all_weights(target)
     for key, mask in masks.items():
         variable = weights[key]
         variable.assign(variable.numpy() * np.asarray(mask, variable.dtype))

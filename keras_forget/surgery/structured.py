@@ -1,7 +1,7 @@
 """Structured surgery: remove units and filters, so the model physically shrinks.
 
 A *unit mask* is ``{group key: bool array [units]}`` (``False`` = removed) over
-the prunable groups of :class:`~keras_forget.surgery.graph.Graph`. Two ways to
+the prunable groups of :class:`~keras_forget.introspect.graph.Graph`. Two ways to
 apply one:
 
 * :func:`weight_masks` turns it into a MaskMap over weights (a unit's kernel
@@ -21,19 +21,12 @@ from typing import Any
 import numpy as np
 
 from keras_forget import _keras
-from keras_forget.errors import InvalidArgumentError, KerasForgetError, UnsupportedLayerError
-from keras_forget.surgery.graph import CHANNELWISE, PRODUCERS, Graph
+from keras_forget.data import Data
+from keras_forget.errors import InvalidArgumentError, SurgeryError, UnsupportedLayerError
+from keras_forget.introspect.graph import CHANNELWISE, PRODUCERS, Graph
+from keras_forget.introspect.registry import all_weights, short_name
 
 UnitMasks = Mapping[str, np.ndarray]
-
-
-class SurgeryError(KerasForgetError, RuntimeError):
-    """The shrunk model does not compute what the masked model computes."""
-
-
-def short_name(variable: Any) -> str:
-    """A variable's own name (``dense/kernel:0`` -> ``kernel``)."""
-    return variable.name.split("/")[-1].split(":")[0]
 
 
 def check_unit_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
@@ -117,10 +110,7 @@ def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
 
 def apply_masks(model: Any, masks: Mapping[str, np.ndarray]) -> None:
     """Multiplies weights of ``model`` by ``masks`` in place (keys ``"<layer>/<weight>"``)."""
-    variables = {}
-    for layer in model.layers:
-        for variable in layer.weights:
-            variables[f"{layer.name}/{short_name(variable)}"] = variable
+    variables = all_weights(model)
     for key, mask in masks.items():
         if key not in variables:
             raise InvalidArgumentError(f"Mask {key!r} names no weight of model {model.name!r}.")
@@ -246,7 +236,7 @@ def _latest_input(layer: Any) -> Any:
     return layer.input
 
 
-def recalibrate_batchnorm(model: Any, data: Any, *, batch_size: int = 256) -> int:
+def recalibrate_batchnorm(model: Any, data: Data, *, batch_size: int = 256) -> int:
     """Re-estimates every BatchNormalization's moving statistics on ``data``, in place.
 
     Removing units changes what later BatchNormalization layers see, and a
@@ -258,14 +248,12 @@ def recalibrate_batchnorm(model: Any, data: Any, *, batch_size: int = 256) -> in
 
     Args:
         model: a Keras 3 or tf_keras functional or Sequential model.
-        data: ``(x, y)`` or a ``tf.data.Dataset`` (labels are ignored).
+        data: a checked :class:`~keras_forget.data.Data` (labels are ignored).
         batch_size: batch size for array data.
 
     Returns:
         The number of layers re-estimated.
     """
-    from keras_forget.data import batches, input_rank
-
     km = _keras.keras_module(model)
     done = 0
     for layer in model.layers:
@@ -276,7 +264,7 @@ def recalibrate_batchnorm(model: Any, data: Any, *, batch_size: int = 256) -> in
         probe = km.Model(_model_input(model), tensor)
         channels = int(tensor.shape[-1])
         total, squares, count = np.zeros(channels), np.zeros(channels), 0
-        for x, _ in batches(data, batch_size, input_rank=input_rank(model)):
+        for x, _ in data.batches(batch_size):
             a = np.asarray(probe(x, training=False), np.float64).reshape(-1, channels)
             total, squares, count = total + a.sum(0), squares + np.square(a).sum(0), count + len(a)
         mean = total / count

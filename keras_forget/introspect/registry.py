@@ -62,7 +62,7 @@ class PrunableWeight:
     variable: Any
 
 
-def _short_name(variable: Any) -> str:
+def short_name(variable: Any) -> str:
     """A variable's own name without scope or ``:0`` (``dense/kernel:0`` -> ``kernel``)."""
     return variable.name.split("/")[-1].split(":")[0]
 
@@ -84,7 +84,7 @@ def _layer_weights(layer: Any) -> list[tuple[str, Any]] | None:
             (a, getattr(layer, a)) for a in PRUNABLE[name] if getattr(layer, a, None) is not None
         ]
     if hasattr(layer, "get_prunable_weights"):
-        return [(_short_name(v), v) for v in layer.get_prunable_weights()]
+        return [(short_name(v), v) for v in layer.get_prunable_weights()]
     if name in NOT_PRUNED:
         return []
     return None
@@ -144,3 +144,24 @@ def prunable_weights(model: Any, *, required: bool = True) -> dict[str, Prunable
             f"PrunableLayer with weights)."
         )
     return found
+
+
+def all_weights(model: Any) -> dict[str, Any]:
+    """Every weight of a model's layers, ``{"<layer name>/<weight name>": variable}``.
+
+    Unlike :func:`prunable_weights`, biases and normalization parameters are
+    included (unit masks cover them).
+    """
+    out: dict[str, Any] = {}
+
+    def walk(layer: Any) -> None:
+        children = getattr(layer, "layers", None)
+        if children:
+            for child in children:
+                walk(child)
+            return
+        for variable in layer.weights:
+            out[f"{layer.name}/{short_name(variable)}"] = variable
+
+    walk(model)
+    return out

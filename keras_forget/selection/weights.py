@@ -1,4 +1,4 @@
-"""ScoreMap -> MaskMap: which weights to prune. Pure array code, no model access.
+"""ScoreMap -> MaskMap for single weights. Pure array code, no model access.
 
 A MaskMap is ``{weight key: bool array shaped like the weight}``, ``True`` for
 a weight that is kept and ``False`` for one that is pruned.
@@ -15,6 +15,9 @@ from keras_forget.errors import InvalidArgumentError, NonFiniteError
 ScoreMap = Mapping[str, np.ndarray]
 MaskMap = dict[str, np.ndarray]
 SCOPES = ("global", "layer")
+#: The forget-vs-retain contrast's floor, in units of the mean retain score
+#: (see :func:`contrast`); the one default every caller uses.
+FLOOR = 0.1
 
 
 def check_amount(amount: float, name: str = "amount", *, allow_zero: bool = False) -> float:
@@ -31,9 +34,21 @@ def check_amount(amount: float, name: str = "amount", *, allow_zero: bool = Fals
 
 
 def check_scope(scope: str) -> str:
+    """Validates ``scope`` (``"global"`` or ``"layer"``)."""
     if scope not in SCOPES:
         raise InvalidArgumentError(f"`scope` must be one of {SCOPES}, got {scope!r}.")
     return scope
+
+
+def check_floor(floor: float) -> float:
+    """Validates the contrast's ``floor`` (a number > 0)."""
+    try:
+        value = float(floor)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"`floor` must be a number > 0, got {floor!r}.") from None
+    if not value > 0:
+        raise InvalidArgumentError(f"`floor` must be > 0, got {floor!r}.")
+    return value
 
 
 def check_finite(scores: ScoreMap, what: str = "scores") -> None:
@@ -83,17 +98,26 @@ def select(
     return masks
 
 
-def normalize(scores: ScoreMap) -> dict[str, np.ndarray]:
-    """Divides every score by the mean over all weights (a map with mean 1)."""
+def normalize(scores: ScoreMap, what: str = "scores") -> dict[str, np.ndarray]:
+    """Divides every score by the mean over all weights (a map with mean 1).
+
+    Raises:
+        NonFiniteError: the mean is not positive (every score is zero or
+            negative), so there is no scale to compare on; ``what`` names the map.
+    """
     total = sum(float(np.sum(v, dtype=np.float64)) for v in scores.values())
     count = sum(np.size(v) for v in scores.values())
     mean = total / count if count else 0.0
-    if mean <= 0:
-        return {k: np.zeros_like(v, dtype=np.float64) for k, v in scores.items()}
+    if not mean > 0:
+        raise NonFiniteError(
+            f"The {what} are zero (or negative) for every weight: nothing singles out a "
+            f"weight to prune. Check that the data has examples the model responds to, or "
+            f"use another `method`."
+        )
     return {k: np.asarray(v, np.float64) / mean for k, v in scores.items()}
 
 
-def contrast(forget: ScoreMap, retain: ScoreMap, *, floor: float = 1.0) -> dict[str, np.ndarray]:
+def contrast(forget: ScoreMap, retain: ScoreMap, *, floor: float = FLOOR) -> dict[str, np.ndarray]:
     """How much more a weight matters to the data to forget than to the rest.
 
     Each group's scores are first normalised to mean 1, so that a class the
@@ -118,12 +142,11 @@ def contrast(forget: ScoreMap, retain: ScoreMap, *, floor: float = 1.0) -> dict[
     """
     if set(forget) != set(retain):
         raise InvalidArgumentError("`forget` and `retain` score maps must have the same keys.")
-    if floor <= 0:
-        raise InvalidArgumentError(f"`floor` must be > 0, got {floor}.")
+    check_floor(floor)
     check_finite(forget, "forget scores")
     check_finite(retain, "retain scores")
-    f = normalize({k: np.maximum(v, 0.0) for k, v in forget.items()})
-    r = normalize(retain)
+    f = normalize({k: np.maximum(v, 0.0) for k, v in forget.items()}, "forget scores")
+    r = normalize(retain, "retain scores")
     return {k: f[k] / (r[k] + floor) for k in f}
 
 
@@ -132,3 +155,28 @@ def sparsity(masks: Mapping[str, np.ndarray]) -> float:
     pruned = sum(int(np.size(m) - np.count_nonzero(m)) for m in masks.values())
     total = sum(int(np.size(m)) for m in masks.values())
     return pruned / total if total else 0.0
+
+
+def tighten(
+    scores: ScoreMap, masks: Mapping[str, np.ndarray], sparsity: float, scope: str = "global"
+) -> MaskMap:
+    """Prunes the lowest scores up to ``sparsity``, keeping every weight already pruned.
+
+    Pruned weights are ranked first, so the new masks are a subset of ``masks``
+    whenever ``sparsity`` is at least the current one (gradual pruning).
+
+    Args:
+        scores: the ScoreMap of the current weights.
+        masks: the current MaskMap (``False`` = pruned).
+        sparsity: target fraction of pruned weights (per weight for ``"layer"``).
+        scope: ``"global"`` or ``"layer"``.
+
+    Returns:
+        The new MaskMap.
+    """
+    check_finite(scores)
+    low = min(float(np.min(v)) for v in scores.values())
+    floor = low - max(1.0, abs(low))  # below every score: pruned weights rank first
+    ranked = {k: np.where(masks[k], scores[k], floor) for k in scores}
+    new = select(ranked, sparsity, scope=scope, highest=False)
+    return {k: new[k] & np.asarray(masks[k], bool) for k in new}

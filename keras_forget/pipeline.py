@@ -1,0 +1,222 @@
+"""The one pipeline both verbs run, at either granularity.
+
+    scores -> ranking -> masks (amount given, or searched) -> mask or shrink
+           -> evaluate -> fine-tune -> evaluate -> Result
+
+The verbs in :mod:`keras_forget.api` check every argument and build a
+:class:`Job`; this module only runs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from keras_forget import _keras, selection
+from keras_forget.data import Data
+from keras_forget.introspect.graph import Graph
+from keras_forget.introspect.registry import all_weights, prunable_weights
+from keras_forget.metrics import Evaluation, evaluate
+from keras_forget.report import Report, Result
+from keras_forget.scores.accumulate import score, score_split, score_units
+from keras_forget.scores.objective import Objective
+from keras_forget.selection import amount as amount_search
+from keras_forget.surgery import masking, structured
+from keras_forget.training import FineTune, fine_tune
+
+#: Most forget examples the amount search keeps in memory.
+MAX_SEARCH_EXAMPLES = 4096
+
+MaskMap = Mapping[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """Everything a verb decided, checked.
+
+    Attributes:
+        granularity: ``"weight"`` or ``"unit"``.
+        method: the resolved score (a weight ``Score`` or a ``UnitScore``).
+        amount: a fraction, a count of units per layer, or ``"auto"``.
+        scope: ``"global"`` or ``"layer"``.
+        targets: classes to forget; empty for compression.
+        objective: what the model's output means (weight scores).
+        num_classes: the number of labels.
+        classifier: whether accuracies can be measured.
+        floor: the contrast's floor (weight-level forgetting).
+        forget_accuracy: the goal of ``amount="auto"``.
+        shrink: remove units physically (unit granularity).
+        tune: the fine-tuning, or None.
+        batch_size: scoring batch size.
+        verbose: show progress.
+    """
+
+    granularity: str
+    method: Any
+    amount: float | int | str
+    scope: str
+    targets: tuple[int, ...]
+    objective: Objective
+    num_classes: int
+    classifier: bool = True
+    floor: float = selection.FLOOR
+    forget_accuracy: float = 0.0
+    shrink: bool = False
+    tune: FineTune | None = None
+    batch_size: int = 64
+    verbose: bool = True
+
+    @property
+    def forgetting(self) -> bool:
+        return bool(self.targets)
+
+
+def _weight_masks_for(model: Any, job: Job, data: Data | None) -> Callable[[Any], MaskMap]:
+    """``amount -> MaskMap`` over the prunable weights, from one scoring pass."""
+    run = dict(batch_size=job.batch_size, verbose=job.verbose)
+    if job.forgetting and job.method.needs_data:
+        forget, retain = score_split(model, data, job.method, job.objective, job.targets, **run)
+        ranked = selection.contrast(forget, retain, floor=job.floor)
+    else:
+        ranked = score(model, data, job.method, job.objective, **run)
+    return lambda a: selection.select(ranked, a, scope=job.scope, highest=job.forgetting)
+
+
+def _unit_masks_for(graph: Graph, job: Job, data: Data | None) -> Callable[[Any], MaskMap]:
+    """``amount -> unit MaskMap`` over the prunable unit groups, from one scoring pass."""
+    scores = score_units(
+        graph,
+        data,
+        job.method,
+        num_classes=job.num_classes,
+        target_classes=job.targets or None,
+        batch_size=job.batch_size,
+        verbose=job.verbose,
+    )
+    return lambda a: selection.select_units(scores, a, scope=job.scope, highest=job.forgetting)
+
+
+def _forgets(model: Any, job: Job, data: Data, variables_of: Callable) -> Callable:
+    """``MaskMap -> bool``: whether a masked working copy forgets the targets on ``data``."""
+    work = _keras.clone(model)
+    variables = variables_of(work)
+    original = {k: v.numpy() for k, v in variables.items()}
+    x, y = data.arrays(job.targets, limit=MAX_SEARCH_EXAMPLES)
+
+    def forgets(masks: MaskMap) -> bool:
+        for key, value in original.items():
+            mask = masks.get(key)
+            variables[key].assign(value if mask is None else value * mask)
+        predicted = np.concatenate(
+            [np.asarray(work(xb, training=False)).argmax(-1) for xb, _ in _chunks(x, y)]
+        )
+        return float(np.mean(predicted == y)) <= job.forget_accuracy
+
+    return forgets
+
+
+def _chunks(x: Any, y: np.ndarray, size: int = 256) -> Any:
+    return Data.of((x, y), batch_size=size).batches()
+
+
+def _prunable_variables(model: Any) -> dict[str, Any]:
+    return {k: w.variable for k, w in prunable_weights(model).items()}
+
+
+def _choose(model: Any, job: Job, data: Data | None, graph: Graph | None) -> tuple:
+    """``(amount, weight masks, unit masks or None, reached)`` for the job."""
+    if graph is None:
+        masks_for = _weight_masks_for(model, job, data)
+        to_weights, variables_of = (lambda m: m), _prunable_variables
+    else:
+        masks_for = _unit_masks_for(graph, job, data)
+        to_weights, variables_of = (lambda u: structured.weight_masks(graph, u)), all_weights
+    if job.amount != "auto":
+        chosen = masks_for(job.amount)
+        return job.amount, to_weights(chosen), chosen, None
+    forgets = _forgets(model, job, data, variables_of)
+    amount, chosen, reached = amount_search.search(
+        masks_for, lambda m: forgets(to_weights(m)), amount_search.grid_for(job.granularity)
+    )
+    return amount, to_weights(chosen), chosen, reached
+
+
+def _edit(model: Any, job: Job, data: Data | None, masks: MaskMap, units: MaskMap | None,
+          graph: Graph | None) -> Any:
+    if graph is None:
+        return masking.mask_model(model, masks)
+    if job.shrink:
+        sample = None if data is None else data.first(32)
+        return structured.shrink(model, units, sample=sample, graph=graph)
+    return masking.mask_weights(model, masks)
+
+
+def run(
+    model: Any,
+    job: Job,
+    data: Data | None,
+    *,
+    check: Data | None,
+    eval_split: str,
+    train: Data | None,
+) -> Result:
+    """Runs ``job`` on ``model`` (not changed) and returns the :class:`Result`.
+
+    Args:
+        model: the checked model.
+        job: the checked :class:`Job`.
+        data: the scoring data (None for data-free scores).
+        check: the data the report's accuracies are measured on, or None.
+        eval_split: what ``check`` is, for the report.
+        train: the fine-tuning data (None without ``job.tune``).
+    """
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    graph = Graph(model) if job.granularity == "unit" else None
+    amount, masks, units, reached = _choose(model, job, data, graph)
+    seconds["scoring"] = time.perf_counter() - start
+    tick = time.perf_counter()
+    edited = _edit(model, job, data, masks, units, graph)
+    seconds["masking"] = time.perf_counter() - tick
+
+    def measure(m: Any) -> Evaluation | None:
+        if check is None or not job.classifier:
+            return None
+        return evaluate(m, check, job.targets or None)
+
+    before, after, tuned = measure(model), measure(edited), None
+    if job.tune is not None:
+        tick = time.perf_counter()
+        fine_tune(edited, job.tune, train, from_logits=job.objective.from_logits,
+                  verbose=job.verbose)
+        if graph is not None:
+            structured.recalibrate_batchnorm(edited, train)
+        seconds["fine_tune"] = time.perf_counter() - tick
+        tuned = measure(edited)
+    seconds["total"] = time.perf_counter() - start
+    if units is None:
+        pruned = sum(int(m.size - np.count_nonzero(m)) for m in masks.values())
+        total = sum(int(m.size) for m in masks.values())
+    else:
+        pruned = sum(int(m.size - m.sum()) for m in units.values())
+        total = sum(int(m.size) for m in units.values())
+    report = Report(
+        job.method.name,
+        float(amount) if isinstance(amount, float) else amount,
+        job.scope,
+        job.targets,
+        pruned,
+        total,
+        before,
+        after,
+        tuned,
+        seconds,
+        granularity=job.granularity,
+        eval_split=eval_split,
+        auto_reached=reached,
+    )
+    return Result(edited, dict(masks), report, unit_masks=None if units is None else dict(units))

@@ -1,0 +1,150 @@
+"""Running a score over data: one pass, batch by batch, with progress.
+
+Weight scores see the model's inputs and labels; unit scores see the
+activations of each unit group's score layer, extracted by one feature model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from keras_forget import _keras
+from keras_forget.data import Data, take
+from keras_forget.errors import InvalidArgumentError, NotPrunableError
+from keras_forget.introspect.graph import Graph
+from keras_forget.introspect.registry import prunable_weights
+from keras_forget.scores.base import Score, ScoreMap
+from keras_forget.scores.objective import Objective
+from keras_forget.scores.units import UnitScore
+
+
+def _progress(data: Data | None, batch_size: int, desc: str, verbose: bool) -> tqdm:
+    total = None if data is None or data.steps is not None else -(-data.size // batch_size)
+    return tqdm(total=total, desc=desc, unit="batch", disable=not verbose, leave=False)
+
+
+def _require(data: Data | None, score: Any) -> Data:
+    if data is None:
+        raise InvalidArgumentError(f"`data` is required for method {score.name!r}.")
+    return data
+
+
+def score(
+    model: Any,
+    data: Data | None,
+    method: Score,
+    objective: Objective,
+    *,
+    batch_size: int = 64,
+    verbose: bool = True,
+) -> ScoreMap:
+    """Scores every prunable weight of ``model`` over all of ``data``.
+
+    Args:
+        model: the model to score (not modified).
+        data: the checked :class:`Data`; None for data-free scores.
+        method: the score; it is reset, so an instance may be reused.
+        objective: what the model's output means.
+        batch_size: batch size for array data.
+        verbose: show a progress bar.
+
+    Returns:
+        The ScoreMap.
+    """
+    method.reset(model, prunable_weights(model), objective)
+    if method.needs_data:
+        data = _require(data, method)
+        with _progress(data, batch_size, f"scoring ({method.name})", verbose) as bar:
+            for x, y in data.batches(batch_size):
+                method.update(x, y)
+                bar.update(1)
+    return method.result()
+
+
+def score_split(
+    model: Any,
+    data: Data,
+    method: Score,
+    objective: Objective,
+    target_classes: Sequence[int],
+    *,
+    batch_size: int = 64,
+    verbose: bool = True,
+) -> tuple[ScoreMap, ScoreMap]:
+    """Scores the examples of ``target_classes`` and the rest separately, in one pass.
+
+    Memory holds two accumulators per weight, whatever the number of classes.
+
+    Returns:
+        ``(forget scores, retain scores)``.
+    """
+    weights = prunable_weights(model)
+    forget, retain = method.forget_variant(), method.fresh()
+    forget.reset(model, weights, objective)
+    retain.reset(model, weights, objective)
+    targets = np.asarray(list(target_classes))
+    with _progress(data, batch_size, f"scoring ({method.name})", verbose) as bar:
+        for x, y in data.batches(batch_size):
+            in_target = np.isin(y, targets)
+            forget.update(take(x, in_target), y[in_target])
+            retain.update(take(x, ~in_target), y[~in_target])
+            bar.update(1)
+    return forget.result(), retain.result()
+
+
+def feature_model(graph: Graph, keys: Sequence[str]) -> Any:
+    """A model from the inputs to each group's score layer output (in ``keys`` order)."""
+    model = graph.model
+    km = _keras.keras_module(model)
+    outputs = [model.get_layer(graph.groups[k].score_layer).output for k in keys]
+    inputs = model.inputs
+    return km.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
+
+
+def score_units(
+    graph: Graph,
+    data: Data | None,
+    method: UnitScore,
+    *,
+    num_classes: int,
+    target_classes: Sequence[int] | None = None,
+    batch_size: int = 64,
+    verbose: bool = False,
+) -> dict[str, np.ndarray]:
+    """Scores every prunable unit group of ``graph.model`` over all of ``data``.
+
+    Args:
+        graph: the model's :class:`Graph`.
+        data: the checked :class:`Data`; None for data-free scores.
+        method: the unit score (reset here, so an instance may be reused).
+        num_classes: the classifier's number of outputs.
+        target_classes: classes to forget, or None for pruning saliency.
+        batch_size: batch size for array data.
+        verbose: show a progress bar.
+
+    Returns:
+        ``{group key: float32 scores [units]}``.
+
+    Raises:
+        NotPrunableError: the model has no unit group that can be removed.
+    """
+    groups = graph.prunable()
+    if not groups:
+        raise NotPrunableError(f"`model` {graph.model.name!r} has no unit that can be removed.")
+    method.reset(graph, groups, num_classes)
+    if method.needs_data:
+        data = _require(data, method)
+        keys = list(groups)
+        extract = tf.function(feature_model(graph, keys), reduce_retracing=True)
+        with _progress(data, batch_size, f"scoring ({method.name})", verbose) as bar:
+            for x, y in data.batches(batch_size):
+                outs = extract(x, training=False)
+                outs = outs if isinstance(outs, (list, tuple)) else [outs]
+                method.update({k: np.asarray(o) for k, o in zip(keys, outs)}, y)
+                bar.update(1)
+    return method.result(target_classes)
