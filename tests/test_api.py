@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import keras_forget as kf
-from keras_forget.surgery.registry import prunable_weights
+from keras_forget.introspect.registry import prunable_weights
 
 
 def _weights(model):

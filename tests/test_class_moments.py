@@ -15,7 +15,7 @@ from keras_forget.scores.class_moments import (
     spatial_norm,
     spatial_sum,
 )
-from keras_forget.surgery.graph import Graph
+from keras_forget.introspect.graph import Graph
 
 
 def _toy(hidden_kernel: np.ndarray) -> keras.Model:

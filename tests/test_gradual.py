@@ -9,7 +9,7 @@ import keras_forget as kf
 from keras_forget import gradual
 from keras_forget.gradual import GradualSchedule
 from keras_forget.surgery.masking import MaskConstraint
-from keras_forget.surgery.registry import prunable_weights
+from keras_forget.introspect.registry import prunable_weights
 
 
 def test_ramp_starts_at_initial_ends_exactly_at_final_and_never_falls():

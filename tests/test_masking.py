@@ -9,7 +9,7 @@ import pytest
 from keras_forget import _keras
 from keras_forget.integrations import tfmot
 from keras_forget.surgery import masking
-from keras_forget.surgery.registry import prunable_weights
+from keras_forget.introspect.registry import prunable_weights
 
 from .conftest import keras3_mlp, tf_keras_mlp
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import keras_forget as kf
-from keras_forget.surgery.registry import prunable_weights
+from keras_forget.introspect.registry import prunable_weights
 
 
 def _data(shape, n=30, classes=4):

@@ -12,7 +12,7 @@ import keras_forget as kf
 from keras_forget import components
 from keras_forget.errors import InvalidArgumentError, UnsupportedLayerError
 from keras_forget.surgery import masking, structured
-from keras_forget.surgery.graph import Graph
+from keras_forget.introspect.graph import Graph
 
 L = keras.layers
 

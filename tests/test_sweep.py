@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import keras_forget as kf
 from keras_forget import scoring
-from keras_forget.surgery.registry import prunable_weights
+from keras_forget.introspect.registry import prunable_weights
 from keras_forget.sweep import Curve, plot_curves, sweep
 
 POINTS = np.arange(0, 1, 0.1)

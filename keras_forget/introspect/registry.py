@@ -150,11 +150,15 @@ def all_weights(model: Any) -> dict[str, Any]:
     """Every weight of a model's layers, ``{"<layer name>/<weight name>": variable}``.
 
     Unlike :func:`prunable_weights`, biases and normalization parameters are
-    included (unit masks cover them).
+    included (unit masks cover them). Inside tfmot's ``PruneLowMagnitude`` the
+    wrapped layer's own variables are listed under its own name (the raw
+    weights, before the wrapper multiplies them by its masks).
     """
     out: dict[str, Any] = {}
 
     def walk(layer: Any) -> None:
+        if type(layer).__name__ == "PruneLowMagnitude":
+            layer = layer.layer
         children = getattr(layer, "layers", None)
         if children:
             for child in children:
