@@ -101,6 +101,14 @@ def _check_inputs(x: Any, name: str, shapes: Sequence[tuple | None] | None) -> N
             raise InvalidArgumentError(f"`{name}`: inputs contain NaN or infinity.")
 
 
+def _inputs(x: Any, shapes: list | None) -> Any:
+    """An array, or a tuple of arrays for a model with several inputs."""
+    several = len(shapes) > 1 if shapes is not None else isinstance(x, tuple)
+    if several and isinstance(x, (list, tuple)):
+        return tuple(np.asarray(a) for a in x)
+    return np.asarray(x)
+
+
 def _model_input_shapes(model: Any) -> list[tuple | None] | None:
     shape = _keras.input_shape(model) if model is not None else None
     if shape is None:
@@ -207,7 +215,7 @@ class Data:
                 + (f" of length {len(data)}." if isinstance(data, (tuple, list)) else ".")
             )
         x, y = data
-        x = tuple(np.asarray(a) for a in x) if isinstance(x, (list, tuple)) else np.asarray(x)
+        x = _inputs(x, shapes)
         if y is None:
             raise InvalidArgumentError(f"`{name}` must be labelled: (x, y) with y not None.")
         y = np.asarray(y)

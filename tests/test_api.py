@@ -7,7 +7,10 @@ import pytest
 import tensorflow as tf
 
 import keras_forget as kf
+from keras_forget import selection
 from keras_forget.introspect.registry import prunable_weights
+
+from .helpers import assert_pruned_zero
 
 
 def _weights(model):
@@ -36,16 +39,18 @@ def test_pruned_weights_stay_exactly_zero_after_fine_tuning(flavor, digits, requ
     result = kf.prune_for_class(
         model, train, 5, amount=0.05, fine_tune=kf.FineTune(epochs=1), verbose=False
     )
-    stripped = kf.strip(result.model)
-    weights = prunable_weights(stripped)
+    before = {k: w.variable.numpy() for k, w in prunable_weights(model).items()}
     assert result.report.fine_tuned is not None
-    changed = 0
+    assert_pruned_zero(result.model, result.masks)  # raw variables, inside tfmot's wrappers too
+    weights = prunable_weights(result.model)
+    trained = sum(
+        int(np.count_nonzero(weights[k].variable.numpy()[m] != before[k][m]))
+        for k, m in result.masks.items()
+    )
+    assert trained > 0  # fine-tuning did move the kept weights
+    held = kf.masks_of(result.model)
     for key, mask in result.masks.items():
-        value = weights[key].variable.numpy()
-        assert np.all(value[~mask] == 0.0), key
-        changed += int(np.count_nonzero(value[mask]))
-    assert changed > 0
-    assert set(kf.masks_of(result.model)) >= {k for k, m in result.masks.items() if not m.all()}
+        np.testing.assert_array_equal(held[key], mask)
 
 
 def test_masks_have_weight_shapes_and_exact_amount(trained_keras3, digits):
@@ -95,6 +100,7 @@ def test_unit_granularity_forgets_and_shrinks_through_the_verbs(trained_keras3, 
         trained_keras3, train, sparsity=0.5, granularity="unit", shrink=True, verbose=False
     )
     assert small.model.count_params() < trained_keras3.count_params()
+    assert small.unit_masks is not None and small.report.granularity == "unit"
 
 
 def test_granularity_and_shrink_are_checked(trained_keras3, digits):
@@ -105,19 +111,72 @@ def test_granularity_and_shrink_are_checked(trained_keras3, digits):
 
 
 def test_auto_amount_is_the_smallest_grid_fraction_that_forgets(trained_keras3, digits):
-    from keras_forget import amount, components
-
     train, _ = digits
     weights = kf.prune_for_class(trained_keras3, train, 6, eval_data=train, verbose=False)
     units = kf.prune_for_class(
         trained_keras3, train, 6, granularity="unit", amount="auto", eval_data=train, verbose=False
     )
-    for result, grid in ((weights, amount.GRID), (units, components.UNIT_GRID)):
+    for result, grid in ((weights, selection.GRID), (units, selection.UNIT_GRID)):
         assert result.report.amount in grid
         assert result.report.after.forget_accuracy == 0.0
-    index = amount.GRID.index(weights.report.amount)
+    index = selection.GRID.index(weights.report.amount)
     assert index > 0  # this model needs more than the smallest amount
     less = kf.prune_for_class(
-        trained_keras3, train, 6, amount=amount.GRID[index - 1], eval_data=train, verbose=False
+        trained_keras3, train, 6, amount=selection.GRID[index - 1], eval_data=train, verbose=False
     )
     assert less.report.after.forget_accuracy > 0.0
+
+
+def test_verbs_share_defaults_whatever_the_granularity():
+    import inspect
+
+    for verb in (kf.prune_for_class, kf.prune):
+        params = inspect.signature(verb).parameters
+        assert params["granularity"].default == "weight"
+        assert params["method"].default is None  # resolved per granularity, documented
+    forget = inspect.signature(kf.prune_for_class).parameters
+    prune = inspect.signature(kf.prune).parameters
+    assert forget["amount"].default == "auto" and prune["shrink"].default is False
+    assert forget["scope"].default is None and prune["scope"].default is None
+    from keras_forget.api import DEFAULT_SCOPE
+
+    assert {DEFAULT_SCOPE["forget", g] for g in ("weight", "unit")} == {"global"}
+
+
+def test_unit_compression_ranks_layer_by_layer_by_default(trained_keras3, digits):
+    result = kf.prune(trained_keras3, digits[0], sparsity=0.25, granularity="unit", verbose=False)
+    assert result.report.scope == "layer"
+    for keep in result.unit_masks.values():
+        assert abs((1 - keep.mean()) - 0.25) <= 1.0 / keep.size
+
+
+def test_report_says_which_split_it_measured(trained_keras3, digits):
+    train, test = digits
+    on_train = kf.prune_for_class(trained_keras3, train, 4, amount=0.01, verbose=False)
+    on_test = kf.prune_for_class(
+        trained_keras3, train, 4, amount=0.01, eval_data=test, verbose=False
+    )
+    assert on_train.report.eval_split == "data" and on_test.report.eval_split == "eval_data"
+    assert "accuracy on eval_data" in str(on_test.report)
+    assert on_test.report.before.per_class != on_train.report.before.per_class
+
+
+def test_unit_forgetting_honours_forget_accuracy(trained_keras3, digits):
+    train, _ = digits
+    strict = kf.prune_for_class(trained_keras3, train, 6, granularity="unit", verbose=False)
+    loose = kf.prune_for_class(
+        trained_keras3, train, 6, granularity="unit", forget_accuracy=0.6, verbose=False
+    )
+    assert loose.report.amount <= strict.report.amount
+    assert loose.report.after.forget_accuracy <= 0.6
+
+
+def test_gradual_pruning_keeps_its_history(trained_keras3, digits):
+    train, _ = digits
+    result = kf.prune(
+        trained_keras3, train, sparsity=0.5, schedule=kf.GradualSchedule(0, 20, 10),
+        fine_tune=kf.FineTune(epochs=1), verbose=False,
+    )
+    assert [h.step for h in result.history] == [0, 10, 20]
+    assert result.history[-1].sparsity == pytest.approx(0.5, abs=1e-3)
+    assert_pruned_zero(result.model, result.masks)

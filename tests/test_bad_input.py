@@ -10,6 +10,7 @@ import tensorflow as tf
 import keras_forget as kf
 from keras_forget.errors import (
     InvalidArgumentError,
+    KerasForgetError,
     NonFiniteError,
     NotPrunableError,
     UnsupportedLayerError,
@@ -132,3 +133,105 @@ def test_prune_rejects_bad_sparsity_and_missing_data(model, data):
         kf.prune(model, data, sparsity=1.2, verbose=False)
     with pytest.raises(InvalidArgumentError, match="data"):
         kf.prune(model, None, sparsity=0.5, method="obd", verbose=False)
+
+
+def _x(n=40):
+    return np.random.default_rng(0).random((n, 8, 8, 1)).astype("float32")
+
+
+def _nan_inputs():
+    x = _x()
+    x[3, 2, 2, 0] = np.nan
+    return x, np.arange(40) % 10
+
+
+def _call(verb, data, **kwargs):
+    def run(model):
+        if verb == "forget":
+            return kf.prune_for_class(model, data, 3, verbose=False, **kwargs)
+        return kf.prune(model, data, verbose=False, **kwargs)
+
+    return run
+
+
+# Each case: (id, call, error type, what the message must say).
+BAD_INPUT = [
+    ("labels (N, 2)", _call("forget", (_x(), np.eye(2)[np.arange(40) % 2])),
+     InvalidArgumentError, r"one-hot rows of 2 classes.*10 outputs"),
+    ("float labels", _call("forget", (_x(), (np.arange(40) % 10) + 0.5)),
+     InvalidArgumentError, "whole class numbers"),
+    ("string labels", _call("forget", (_x(), np.array([str(i % 10) for i in range(40)]))),
+     InvalidArgumentError, "labels must be integers"),
+    ("NaN inputs", _call("forget", _nan_inputs()), InvalidArgumentError, "inputs contain NaN"),
+    ("([], [])", _call("forget", ([], [])), InvalidArgumentError, "empty"),
+    ("one-hot wider than the outputs", _call("forget", (_x(), np.eye(12)[np.arange(40) % 10])),
+     InvalidArgumentError, r"12 classes.*10 outputs"),
+    ("one-hot (N, 2) dataset",
+     _call("forget", tf.data.Dataset.from_tensor_slices((_x(), np.eye(2)[np.arange(40) % 2]))),
+     InvalidArgumentError, "one-hot rows of 2 classes"),
+    ("repeating dataset", _call("forget", tf.data.Dataset.from_tensor_slices(
+        (_x(), np.arange(40) % 10)).repeat()), InvalidArgumentError, "infinite.*steps"),
+    ("sparsity=0", _call("prune", (_x(), np.arange(40) % 10), sparsity=0.0),
+     InvalidArgumentError, "sparsity"),
+    ("unit granularity with a schedule", _call(
+        "prune", (_x(), np.arange(40) % 10), granularity="unit",
+        schedule=kf.GradualSchedule(0, 10, 5), fine_tune=kf.FineTune()),
+     InvalidArgumentError, "schedule"),
+    ("unit granularity with a floor", _call(
+        "forget", (_x(), np.arange(40) % 10), granularity="unit", floor=0.5),
+     InvalidArgumentError, "floor"),
+    ("shrink on weights", _call("prune", (_x(), np.arange(40) % 10), shrink=True),
+     InvalidArgumentError, "shrink"),
+    ("fine_tune not a FineTune", _call("forget", (_x(), np.arange(40) % 10), fine_tune=1),
+     InvalidArgumentError, "fine_tune"),
+    ("steps=0", _call("forget", (_x(), np.arange(40) % 10), steps=0),
+     InvalidArgumentError, "steps"),
+    ("only target examples", _call("forget", (_x(), np.full(40, 3))),
+     InvalidArgumentError, "nothing to retain"),
+    ("not a model", lambda model: kf.prune_for_class("model.keras", (_x(), np.arange(40) % 10), 3),
+     TypeError, "model"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", [c[1:] for c in BAD_INPUT],
+                         ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_named_before_any_work(model, call, error, match):
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(error, match=match) as raised:
+        call(model)
+    assert isinstance(raised.value, KerasForgetError)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_repeating_dataset_runs_with_steps(model):
+    ds = tf.data.Dataset.from_tensor_slices((_x(), np.arange(40) % 10)).batch(8).repeat()
+    result = kf.prune_for_class(model, ds, 3, amount=0.01, steps=5, verbose=False)
+    assert result.report.pruned > 0
+
+
+def test_nan_unit_scores_are_a_non_finite_error():
+    from keras_forget import selection
+
+    with pytest.raises(NonFiniteError, match="unit scores"):
+        selection.select_units({"d": np.array([1.0, np.nan, 2.0])}, 0.5)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: kf.datasets.load("nope"),
+        lambda: kf.datasets.load("digits", test_fraction=2.0),
+        lambda: kf.scores.Objective(target="nope"),
+        lambda: kf.export(keras3_mlp(), 123),
+        lambda: kf.FineTune(epochs=0),
+        lambda: kf.GradualSchedule(begin_step=10, end_step=5),
+        lambda: kf.scores.get(3.5),
+        lambda: kf.evaluate(keras3_mlp(), "data.npz"),
+    ],
+    ids=["dataset name", "test_fraction", "objective", "export path", "FineTune", "schedule",
+         "score", "evaluate data"],
+)
+def test_every_error_is_a_keras_forget_error(call):
+    with pytest.raises(KerasForgetError):
+        call()
