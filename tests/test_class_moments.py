@@ -6,16 +6,16 @@ import keras
 import numpy as np
 import pytest
 
-from keras_forget.components import score_units
+from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
-from keras_forget.scores import units
+from keras_forget.introspect.graph import Graph
+from keras_forget.scores import accumulate, units
 from keras_forget.scores.class_moments import (
     ExpNormBound,
     FisherBound,
     spatial_norm,
     spatial_sum,
 )
-from keras_forget.introspect.graph import Graph
 
 
 def _toy(hidden_kernel: np.ndarray) -> keras.Model:
@@ -28,6 +28,13 @@ def _toy(hidden_kernel: np.ndarray) -> keras.Model:
 
 
 IDENTITY = np.eye(2, dtype=np.float32)
+
+
+def score_units(model, data, method, **kwargs) -> dict[str, np.ndarray]:
+    """Runs :func:`accumulate.score_units` as the pipeline does: graph, checked data, classes."""
+    data = None if data is None else Data.of(data, model)
+    num_classes = int(model.output_shape[-1])
+    return accumulate.score_units(Graph(model), data, method, num_classes=num_classes, **kwargs)
 
 
 def _data(unit0: dict[int, list[float]], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -144,5 +151,5 @@ def test_l1_adds_the_filters_of_coupled_producers():
     out = keras.layers.Dense(2, name="out")(keras.layers.Add()([a, b]))
     model = keras.Model(x, out)
     expected = sum(np.abs(model.get_layer(n).kernel.numpy()).sum(0) for n in "ab")
-    scores = score_units(model, None, "l1")
+    scores = score_units(model, None, units.get("l1"))
     np.testing.assert_allclose(scores["a"], expected, rtol=1e-6)

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 import keras_forget as kf
-from keras_forget import gradual
-from keras_forget.gradual import GradualSchedule
-from keras_forget.surgery.masking import MaskConstraint
+from keras_forget import gradual, selection
 from keras_forget.introspect.registry import prunable_weights
+from keras_forget.report import PruningStep
+from keras_forget.selection import GradualSchedule
+from keras_forget.surgery.masking import MaskConstraint
+
+from .helpers import assert_pruned_zero
 
 
 def test_ramp_starts_at_initial_ends_exactly_at_final_and_never_falls():
@@ -45,7 +48,7 @@ def test_masks_only_shrink_under_fresh_scores(scope, rng):
     masks = {k: np.ones(s, bool) for k, s in shapes.items()}
     for target in (0.1, 0.3, 0.3, 0.6, 0.9):
         scores = {k: rng.random(s) for k, s in shapes.items()}  # unrelated to the last ones
-        new = gradual.shrink(scores, masks, target, scope)
+        new = selection.tighten(scores, masks, target, scope)
         for k in shapes:
             assert not np.any(new[k] & ~masks[k]), "a pruned weight came back"
         if scope == "global":
@@ -57,7 +60,7 @@ def test_masks_only_shrink_under_fresh_scores(scope, rng):
 
 
 def _record(monkeypatch) -> tuple[list, list]:
-    """Captures every GradualRun and every MaskMap assigned during training."""
+    """Captures every Result of gradual pruning and every MaskMap assigned during training."""
     runs, assigned = [], []
     run, assign = gradual.prune_gradually, gradual.assign
 
@@ -96,16 +99,19 @@ def test_reaches_the_exact_sparsity_and_pruned_weights_stay_zero(
     total = sum(w.variable.numpy().size for w in prunable_weights(model).values())
     assert result.report.pruned == round(0.8 * total)
     assert result.report.fine_tuned.accuracy > 0.85
-    history = runs[0].history
+    assert len(runs) == 1 and runs[0] is result  # one gradual run, its Result returned
+    history = result.history
+    assert all(isinstance(h, PruningStep) for h in history)
     assert [h.step for h in history] == [0, 10, 20, 30, 40, 45]
     assert history[-1].target == 0.8 and history[-1].sparsity == result.report.sparsity
     assert all(h.leaked == 0 for h in history)  # zero between pruning steps
     for before, after in zip(assigned, assigned[1:]):
         assert all(not np.any(after[k] & ~before[k]) for k in before)
-    stripped = prunable_weights(kf.strip(result.model))
+    assert_pruned_zero(result.model, result.masks)  # raw variables, not a stripped copy
+    held = kf.masks_of(result.model)
+    assert set(held) == set(result.masks)
     for key, mask in result.masks.items():
-        assert np.all(stripped[key].variable.numpy()[~mask] == 0.0), key
-        np.testing.assert_array_equal(kf.masks_of(result.model)[key], mask)
+        np.testing.assert_array_equal(held[key], mask)
     for a, b in zip(original, model.get_weights()):
         np.testing.assert_array_equal(a, b)  # the caller's model is untouched
 
@@ -174,7 +180,7 @@ def test_tfmot_schedule_reports_the_ramp_but_never_updates_masks():
                 "schedule": GradualSchedule(0, 10, 5),
                 "fine_tune": kf.FineTune(),
             },
-            "labelled",
+            r"`eval_data` must be a pair \(x, y\)",  # x alone: no labels
         ),
     ],
 )

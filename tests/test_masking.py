@@ -6,12 +6,14 @@ import keras
 import numpy as np
 import pytest
 
+import keras_forget as kf
 from keras_forget import _keras
 from keras_forget.integrations import tfmot
+from keras_forget.introspect.registry import all_weights, prunable_weights
 from keras_forget.surgery import masking
-from keras_forget.introspect.registry import prunable_weights
 
 from .conftest import keras3_mlp, tf_keras_mlp
+from .helpers import assert_pruned_zero
 
 
 def _data(n=64):
@@ -49,12 +51,15 @@ def test_tf_keras_masks_in_tfmot_wrappers_hold_and_read_back():
     masks = _random_masks(model)
     masked = masking.mask_model(model, masks)
     _fit(masked, tf_keras)
-    for key, mask in masking.masks_of(masked).items():
+    held = masking.masks_of(masked)
+    assert set(held) == set(masks)
+    for key, mask in held.items():
         np.testing.assert_array_equal(mask, masks[key])
+    # The raw variables inside the wrappers: strip() multiplies by the masks, so
+    # checking a stripped copy could not tell a held mask from a leaking one.
+    assert_pruned_zero(masked, masks)
     stripped = masking.strip(masked)
     assert not tfmot.is_wrapped(stripped)
-    for key, weight in prunable_weights(stripped).items():
-        assert np.all(weight.variable.numpy()[~masks[key]] == 0.0)
 
 
 def test_tfmot_builtin_schedule_overwrites_our_masks_but_ours_does_not():
@@ -88,7 +93,9 @@ def test_mask_model_copies_and_strip_removes_constraints():
     )
     stripped = masking.strip(masked)
     assert all(w.variable.constraint is None for w in prunable_weights(stripped).values())
-    for key, mask in masking.masks_of(masked).items():
+    held = masking.masks_of(masked)
+    assert set(held) == set(masks)
+    for key, mask in held.items():
         np.testing.assert_array_equal(mask, masks[key])
 
 
@@ -99,3 +106,28 @@ def test_bad_masks_are_refused():
     key = next(iter(prunable_weights(model)))
     with pytest.raises(ValueError, match="shape"):
         masking.mask_model(model, {key: np.ones(3, bool)})
+
+
+@pytest.mark.parametrize("flavor", ["keras3", "tf_keras"])
+def test_assert_pruned_zero_goes_red_when_a_pruned_weight_moves(flavor):
+    model = keras3_mlp() if flavor == "keras3" else tf_keras_mlp()
+    masks = _random_masks(model)
+    masked = kf.mask_model(model, masks)
+    assert_pruned_zero(masked, masks)  # green while the masks hold
+    key = next(iter(masks))
+    position = tuple(np.argwhere(~masks[key])[0])
+    variable = all_weights(masked)[key]  # tf_keras: the raw variable inside the wrapper
+    value = variable.numpy()
+    value[position] = 0.5
+    variable.assign(value)
+    with pytest.raises(AssertionError, match=f"{key}: 1 pruned entries are nonzero"):
+        assert_pruned_zero(masked, masks)
+    stripped = prunable_weights(kf.strip(masked))[key].variable.numpy()
+    if flavor == "tf_keras":
+        # tfmot's strip multiplies the weight by its mask, so the old check on a
+        # stripped model read 0 at the leaked position and could never fail.
+        assert stripped[position] == 0.0
+        assert np.all(stripped[~masks[key]] == 0.0)
+    else:
+        # Keras 3's strip only drops the constraints: the leak survives it.
+        assert stripped[position] == 0.5

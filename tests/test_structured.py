@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 import keras_forget as kf
-from keras_forget import components
-from keras_forget.errors import InvalidArgumentError, UnsupportedLayerError
-from keras_forget.surgery import masking, structured
+from keras_forget import checks, selection
+from keras_forget.errors import InvalidArgumentError, NonFiniteError, UnsupportedLayerError
 from keras_forget.introspect.graph import Graph
+from keras_forget.surgery import structured
+
+from .helpers import assert_pruned_zero
 
 L = keras.layers
 
@@ -181,19 +183,21 @@ def test_bad_unit_masks_are_rejected():
     with pytest.raises(UnsupportedLayerError, match="model output"):
         structured.shrink(model, _drop(graph, "out", [0]), graph=graph)
     with pytest.raises(InvalidArgumentError, match="granularity"):
-        components.check_granularity("neuron")
+        checks.granularity("neuron")
 
 
 def test_select_units_by_fraction_count_and_scope():
     scores = {"a": np.array([0.1, 0.9, 0.5, 0.3]), "b": np.array([0.2, 0.05])}
-    layer = components.select_units(scores, 0.5, scope="layer")
+    layer = selection.select_units(scores, 0.5, scope="layer")
     assert layer["a"].tolist() == [False, True, True, False] and layer["b"].tolist() == [1, 0]
-    count = components.select_units(scores, 1, highest=True)
+    count = selection.select_units(scores, 1, highest=True)
     assert count["a"].tolist() == [True, False, True, True] and count["b"].sum() == 1
-    glob = components.select_units(scores, 0.5, scope="global")  # 3 lowest, b keeps one
+    glob = selection.select_units(scores, 0.5, scope="global")  # 3 lowest, b keeps one
     assert glob["a"].tolist() == [False, True, True, False] and glob["b"].tolist() == [1, 0]
     with pytest.raises(InvalidArgumentError):
-        components.select_units(scores, 1.5)
+        selection.select_units(scores, 1.5)
+    with pytest.raises(NonFiniteError):  # like weight selection, NaN scores are refused
+        selection.select_units({"a": np.array([0.1, np.nan])}, 1)
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +219,16 @@ def small_cnn(digits):
 
 def test_prune_units_returns_a_smaller_model(small_cnn, digits):
     train, test = digits
-    result = components.prune_units(small_cnn, train, sparsity=0.25, eval_data=test, verbose=False)
+    result = kf.prune(
+        small_cnn,
+        train,
+        sparsity=0.25,
+        granularity="unit",
+        shrink=True,
+        scope="layer",
+        eval_data=test,
+        verbose=False,
+    )
     assert result.model.get_layer("conv0").filters == 9
     assert result.model.get_layer("conv1").filters == 12
     assert structured.count_params(result.model) < structured.count_params(small_cnn)
@@ -225,10 +238,11 @@ def test_prune_units_returns_a_smaller_model(small_cnn, digits):
 
 def test_forget_units_masks_hold_through_fine_tuning(small_cnn, digits):
     train, test = digits
-    result = components.forget_units(
+    result = kf.prune_for_class(
         small_cnn,
         train,
         3,
+        granularity="unit",
         amount=0.2,
         eval_data=test,
         fine_tune=kf.FineTune(epochs=1),
@@ -236,11 +250,7 @@ def test_forget_units_masks_hold_through_fine_tuning(small_cnn, digits):
     )
     report = result.report
     assert report.after.forget_accuracy < report.before.forget_accuracy - 0.5
-    weights = masking.weights_by_key(kf.strip(result.model))
-    for key, mask in result.masks.items():
-        if key.endswith("moving_mean"):
-            continue
-        assert np.all(weights[key].numpy()[~mask] == 0.0), key
+    assert_pruned_zero(result.model, result.masks)
     assert result.report.fine_tuned is not None
 
 
@@ -279,14 +289,18 @@ def test_tf_keras_model_shrinks_like_its_masked_copy():
 def test_tf_keras_unit_masks_live_in_tfmot_mask_variables(digits):
     model = _tf_keras_cnn()
     train, _ = digits
-    result = components.forget_units(
-        model, train, 3, amount=2, scope="layer", fine_tune=kf.FineTune(epochs=1), verbose=False
+    result = kf.prune_for_class(
+        model,
+        train,
+        3,
+        granularity="unit",
+        amount=2,
+        scope="layer",
+        fine_tune=kf.FineTune(epochs=1),
+        verbose=False,
     )
     wrapper = result.model.get_layer("prune_low_magnitude_conv1")
     held = {w.name.split("/")[-1].split(":")[0] for w, _, _ in wrapper.pruning_vars}
     assert held == {"kernel", "bias"}
-    weights = masking.weights_by_key(kf.strip(result.model))
-    for key, mask in result.masks.items():
-        if not key.endswith("moving_mean"):
-            assert np.all(weights[key].numpy()[~mask] == 0.0), key
+    assert_pruned_zero(result.model, result.masks)
     assert result.report.pruned == 4
