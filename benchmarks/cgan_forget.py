@@ -18,6 +18,7 @@ within 3 points of before. Scoring time is given as a ratio of one GAN training
 epoch measured in the same run.
 
     python benchmarks/cgan_forget.py [--amount 0.002] [--targets 0 1 ...] [--sweep 0.001 0.005]
+                                     [--epochs 300] [--checkpoints DIR]
 
 Prints tables and writes benchmarks/results/cgan_forget.json.
 """
@@ -174,6 +175,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", nargs="*", type=float, default=[0.001, 0.003, 0.005, 0.01])
     p.add_argument("--per-class", type=int, default=500, help="judged draws per label")
     p.add_argument("--checkpoints", default=example.OUT, help="the example's --out")
+    p.add_argument(
+        "--epochs", type=int, default=example.EPOCHS["digits"], help="GAN epochs (the example's)"
+    )
     p.add_argument("--out", default=RESULTS)
     return p
 
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser().parse_args(argv)
     tf.get_logger().setLevel("ERROR")
     data = kf.datasets.load("digits", seed=0)
-    config = example.GanConfig()
+    config = example.GanConfig(epochs=args.epochs)
     generator, judge, meta = example.load_or_train(args.checkpoints, config, data)
     epoch = epoch_seconds(data, config)
     gens = {name: ConditionalGenerator(generator, output=name) for name in ("centered", "sum")}

@@ -29,11 +29,12 @@ import keras
 import numpy as np
 
 import keras_forget as kf
-from keras_forget import _keras, scoring, selection
+from keras_forget import _keras, selection
+from keras_forget.data import Data
 from keras_forget.export import sparsity as zero_fraction
 from keras_forget.files import write_json
-from keras_forget.gradual import GradualSchedule
 from keras_forget.scores import OBD, Objective
+from keras_forget.scores.accumulate import score
 from keras_forget.sweep import sweep
 
 HIDDEN = (256, 128, 64)
@@ -128,7 +129,7 @@ def ours(model, train_data, score_data, test, sparsity, budget, method, scope, g
         batch_size=budget["batch_size"],
         learning_rate=budget["learning_rate"],
     )
-    schedule = GradualSchedule(budget["begin"], budget["end"], budget["frequency"])
+    schedule = kf.GradualSchedule(budget["begin"], budget["end"], budget["frequency"])
     _keras.keras_module(model).utils.set_random_seed(0)
     result = kf.prune(
         model,
@@ -180,7 +181,7 @@ def fine_tuned(model, tf_model, train_data, test, sparsity, budget, quiet) -> di
 def sizes(model, train_data, from_logits=True) -> dict:
     """TFLite sizes of the OBD-global pruned model at each sparsity (0 = dense)."""
     objective = Objective(from_logits=from_logits, target="log_likelihood")
-    scores = scoring.score(model, train_data, OBD(), objective, verbose=False)
+    scores = score(model, Data.of(train_data, model), OBD(), objective, verbose=False)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for sparsity in (0.0, *SPARSITIES):

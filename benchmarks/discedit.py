@@ -3,14 +3,16 @@
 (a) Unlearning every class 0-9 on a VGG-style and a ResNet-style CNN:
     forget / retain accuracy on the test split right after masking (NoFT) and
     after one fine-tuning epoch on the retained training data (FT), for
-    DISCEDIT-U (``components.forget_units``) beside weight-level grad×weight
-    (``kf.prune_for_class``'s default). Both methods score the same stratified
-    subset of the training split and fine-tune with the same settings.
+    DISCEDIT-U (``kf.prune_for_class(..., granularity="unit")``) beside
+    weight-level grad×weight (``kf.prune_for_class``'s default). Both methods
+    score the same stratified subset of the training split and fine-tune with
+    the same settings.
 (b) Structured pruning of 25/50/75% of the units of every prunable layer:
     parameters and FLOPs removed, accuracy drop NoFT / FT for DISCEDIT-SP
-    (``components.prune_units``) and the L1 filter norm; for DISCEDIT-SP, the
-    float TFLite file size and the measured interpreter latency of the shrunk
-    model against the original (medians of interleaved runs, single thread).
+    (``kf.prune(..., granularity="unit", scope="layer", shrink=True)``) and the
+    L1 filter norm; for DISCEDIT-SP, the float TFLite file size and the
+    measured interpreter latency of the shrunk model against the original
+    (medians of interleaved runs, single thread).
 
     python benchmarks/discedit.py [--classes 0 1 ...] [--sparsities 0.25 0.5 0.75]
 
@@ -35,13 +37,14 @@ import tensorflow as tf  # noqa: E402
 from discedit_cnn import resnet, train, vgg  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
-from keras_forget import components  # noqa: E402
+from keras_forget import api  # noqa: E402
 from keras_forget.surgery import structured  # noqa: E402
-from keras_forget.training import without_classes  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "discedit.json")
 FORGET_FT = kf.FineTune(epochs=1, learning_rate=1e-4)
 PRUNE_FT = kf.FineTune(epochs=1, learning_rate=1e-3)
+#: Units unlearned by default: 10 % of all units, ranked globally (the recorded results).
+UNIT_AMOUNT = 0.1
 TARGETS = {
     "unlearn_noft_forget_fall_pts": 80.0,
     "unlearn_noft_retain_drop_pts": 2.0,
@@ -64,21 +67,29 @@ def stratified(data, per_class: int, seed: int = 0):
     return x[keep], y[keep]
 
 
+def without_class(data, target):
+    """``(x, y)`` without the examples of ``target``."""
+    x, y = data
+    keep = y != target
+    return x[keep], y[keep]
+
+
 def unlearn(model, name, score_data, train_data, test, target, unit_amount):
     """One class forgotten by both methods: a row per method."""
     tune = kf.FineTune(
         epochs=FORGET_FT.epochs,
         learning_rate=FORGET_FT.learning_rate,
-        data=without_classes(train_data, [target]),
+        data=without_class(train_data, target),
     )
     rows = []
     for method in ("discedit", "gradxweight"):
         start = time.perf_counter()
         if method == "discedit":
-            result = components.forget_units(
+            result = kf.prune_for_class(
                 model,
                 score_data,
                 target,
+                granularity="unit",
                 amount=unit_amount,
                 fine_tune=tune,
                 eval_data=test,
@@ -147,11 +158,14 @@ def prune_rows(model, name, train_data, test, sparsities, tmp, runs):
     for sparsity in sparsities:
         for method in ("discedit", "l1"):
             start = time.perf_counter()
-            result = components.prune_units(
+            result = kf.prune(
                 model,
                 train_data,
                 sparsity=sparsity,
                 method=method,
+                granularity="unit",
+                scope="layer",
+                shrink=True,
                 fine_tune=PRUNE_FT,
                 eval_data=test,
                 verbose=False,
@@ -302,7 +316,7 @@ def main() -> None:
     parser.add_argument(
         "--unit-amount",
         type=lambda t: t if t == "auto" else (int(t) if t.isdigit() else float(t)),
-        default=components.FORGET_AMOUNT,
+        default=UNIT_AMOUNT,
         help="units unlearned: a fraction, a count per layer, or 'auto'",
     )
     parser.add_argument("--out", default=OUT)
@@ -348,7 +362,10 @@ def main() -> None:
         "runs": args.runs,
         "forget_fine_tune": {"epochs": FORGET_FT.epochs, "learning_rate": FORGET_FT.learning_rate},
         "prune_fine_tune": {"epochs": PRUNE_FT.epochs, "learning_rate": PRUNE_FT.learning_rate},
-        "forget_defaults": {"amount": args.unit_amount, "scope": components.FORGET_SCOPE},
+        "forget_defaults": {
+            "amount": args.unit_amount,
+            "scope": api.DEFAULT_SCOPE["forget", "unit"],
+        },
         "threads": os.cpu_count(),
         "seconds": seconds,
     }

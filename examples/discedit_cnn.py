@@ -4,16 +4,18 @@ Trains a small VGG-style CNN and a small ResNet-style CNN (residual adds and
 BatchNormalization) on the 8×8 digits, then
 
 1. makes each forget one class by masking its most class-specific filters
-   (``forget_units``, DISCEDIT-U), and
-2. prunes half of the filters that discriminate no class and returns a
-   physically smaller model (``prune_units(..., shrink=True)``, DISCEDIT-SP),
-   exported to TFLite with a parity check.
+   (``kf.prune_for_class(..., granularity="unit")``, DISCEDIT-U), and
+2. prunes half of the filters of each layer that discriminate no class and
+   returns a physically smaller model
+   (``kf.prune(..., granularity="unit", scope="layer", shrink=True)``,
+   DISCEDIT-SP), exported to TFLite with a parity check.
 
-Run: ``python examples/discedit_cnn.py``
+Run: ``python examples/discedit_cnn.py [--epochs 30] [--width 32] [--target 3]``
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 
@@ -22,7 +24,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 
 import keras_forget as kf
-from keras_forget import components
 from keras_forget.surgery import structured
 
 L = keras.layers
@@ -80,26 +81,39 @@ def train(model: keras.Model, data, epochs: int = 30, seed: int = 0) -> keras.Mo
     return model
 
 
-def main() -> None:
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs of each CNN")
+    parser.add_argument("--width", type=int, default=32, help="filters of the first stage")
+    parser.add_argument("--target", type=int, default=3, help="the class to forget")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse(argv)
     digits = kf.datasets.load("digits", seed=0)
     train_data, test_data = digits
     for build in (vgg, resnet):
-        model = train(build(), digits)
+        model = train(build(width=args.width), digits, epochs=args.epochs)
         print(f"\n== {model.name}: {structured.count_params(model):,} parameters")
-        forget = components.forget_units(
+        forget = kf.prune_for_class(
             model,
             train_data,
-            target_class=3,
+            target_class=args.target,
+            granularity="unit",
             amount=0.1,
             eval_data=test_data,
             fine_tune=kf.FineTune(epochs=1, learning_rate=1e-4),
             verbose=False,
         )
         print(forget.report)
-        pruned = components.prune_units(
+        pruned = kf.prune(
             model,
             train_data,
             sparsity=0.5,
+            granularity="unit",
+            scope="layer",
+            shrink=True,
             eval_data=test_data,
             fine_tune=kf.FineTune(epochs=1),
             verbose=False,

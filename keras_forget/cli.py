@@ -45,13 +45,13 @@ def parser() -> argparse.ArgumentParser:
         "--method",
         default=None,
         choices=_methods(),
-        help=f"score (default: {api.FORGET_METHOD}; discedit for units)",
+        help=f"score (default: {api.DEFAULT_METHOD['forget', 'weight']}; discedit for units)",
     )
     p.add_argument(
         "--amount",
         type=_amount,
-        default=None,
-        help="fraction to prune, or 'auto' (default for weights); for units also a count",
+        default="auto",
+        help="fraction to prune, or 'auto' (default); for units also a count",
     )
     p.add_argument("--scope", default=None, choices=("global", "layer"))
     p.add_argument("--fine-tune-epochs", type=int, default=0)

@@ -137,12 +137,12 @@ def _choose(model: Any, job: Job, data: Data | None, graph: Graph | None) -> tup
         to_weights, variables_of = (lambda u: structured.weight_masks(graph, u)), all_weights
     if job.amount != "auto":
         chosen = masks_for(job.amount)
-        return job.amount, to_weights(chosen), chosen, None
+        return job.amount, to_weights(chosen), None if graph is None else chosen, None
     forgets = _forgets(model, job, data, variables_of)
     amount, chosen, reached = amount_search.search(
         masks_for, lambda m: forgets(to_weights(m)), amount_search.grid_for(job.granularity)
     )
-    return amount, to_weights(chosen), chosen, reached
+    return amount, to_weights(chosen), None if graph is None else chosen, reached
 
 
 def _edit(model: Any, job: Job, data: Data | None, masks: MaskMap, units: MaskMap | None,

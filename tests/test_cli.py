@@ -28,3 +28,16 @@ def test_second_run_reuses_the_cached_classifier(tmp_path):
     stamp = os.path.getmtime(out / "digits_mlp.keras")
     cli.main(["--out", str(out), "--epochs", "2", "--quiet"])
     assert os.path.getmtime(out / "digits_mlp.keras") == stamp
+
+
+def test_parser_defaults_are_the_verbs_defaults():
+    args = cli.parser().parse_args([])
+    assert (args.amount, args.scope, args.method, args.granularity) == (
+        "auto",
+        None,
+        None,
+        "weight",
+    )
+    assert cli.parser().parse_args(["--amount", "3"]).amount == 3
+    assert cli.parser().parse_args(["--amount", "0.05"]).amount == 0.05
+    assert "gradxweight" in cli.parser().format_help()

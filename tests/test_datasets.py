@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from keras_forget import datasets
+from keras_forget.errors import DatasetUnavailableError, InvalidArgumentError
 
 
 def _check_arrays(x: np.ndarray, y: np.ndarray, shape: tuple[int, ...]) -> None:
@@ -63,20 +64,23 @@ def test_num_classes():
 
 @pytest.mark.parametrize("call", [datasets.load, datasets.num_classes])
 def test_unknown_name_raises(call):
-    with pytest.raises(ValueError, match="name") as info:
+    with pytest.raises(InvalidArgumentError, match="name") as info:
         call("imagenet")
+    assert isinstance(info.value, ValueError)
     assert "digits" in str(info.value) and "cifar10" in str(info.value)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
 def test_bad_test_fraction_raises(fraction):
-    with pytest.raises(ValueError, match="test_fraction"):
+    with pytest.raises(InvalidArgumentError, match="test_fraction") as info:
         datasets.load("digits", test_fraction=fraction)
+    assert isinstance(info.value, ValueError)
 
 
 def test_bad_max_examples_raises():
-    with pytest.raises(ValueError, match="max_examples"):
+    with pytest.raises(InvalidArgumentError, match="max_examples") as info:
         datasets.load("mnist", max_examples=0)
+    assert isinstance(info.value, ValueError)
 
 
 def test_missing_tfds_data_raises_runtime_error(monkeypatch, tmp_path):
@@ -87,7 +91,8 @@ def test_missing_tfds_data_raises_runtime_error(monkeypatch, tmp_path):
         raise original
 
     monkeypatch.setattr(tfds, "load", fail)
-    with pytest.raises(RuntimeError, match="data_dir") as info:
+    with pytest.raises(DatasetUnavailableError, match="data_dir") as info:
         datasets.load("fashion_mnist", data_dir=str(tmp_path))
+    assert isinstance(info.value, RuntimeError)
     assert str(tmp_path) in str(info.value)
     assert info.value.__cause__ is original

@@ -13,7 +13,14 @@ import pytest
 import tensorflow as tf
 
 from keras_forget import _keras
-from keras_forget.errors import ExportError, KerasForgetError
+from keras_forget.errors import (
+    ExportError,
+    InvalidArgumentError,
+    KerasForgetError,
+    NotAModelError,
+    NotPrunableError,
+    PathExistsError,
+)
 from keras_forget.surgery import masking
 
 # `keras_forget.export` the attribute is the function; the module is reached by name.
@@ -149,7 +156,7 @@ def test_strip_drops_mask_constraints_without_touching_the_input():
     mask[0] = False
     masked = masking.mask_model(model, {f"{dense.name}/kernel": mask})
 
-    stripped = ex.strip(masked)
+    stripped = masking.strip(masked)
 
     assert stripped is not masked
     assert stripped.layers[1].kernel.constraint is None
@@ -165,8 +172,9 @@ def test_existing_artifact_without_overwrite_is_refused_and_kept(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "model.tflite").write_bytes(b"old")
-    with pytest.raises(FileExistsError, match="model.tflite"):
+    with pytest.raises(PathExistsError, match="model.tflite") as info:
         ex.export(_model(), out, verbose=False)
+    assert isinstance(info.value, FileExistsError)
     assert (out / "model.tflite").read_bytes() == b"old"
     assert sorted(os.listdir(out)) == ["model.tflite"]
     assert _leftovers(tmp_path) == []
@@ -220,20 +228,53 @@ def test_failed_conversion_leaves_existing_artifacts_untouched(tmp_path, monkeyp
 )
 def test_bad_arguments_raise_value_error_naming_them(tmp_path, kwargs, name):
     kwargs = {"path": tmp_path / "out", **kwargs}
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(InvalidArgumentError, match=name) as info:
         ex.export(MODEL, verbose=False, **kwargs)
+    assert isinstance(info.value, ValueError)
     assert os.listdir(tmp_path) == []
 
 
 def test_path_that_is_a_file_is_rejected(tmp_path):
     (tmp_path / "f").write_text("x")
-    with pytest.raises(ValueError, match="path"):
+    with pytest.raises(InvalidArgumentError, match="path") as info:
         ex.export(MODEL, tmp_path / "f", verbose=False)
+    assert isinstance(info.value, ValueError)
 
 
 def test_non_model_is_rejected(tmp_path):
-    with pytest.raises(TypeError, match="model"):
+    with pytest.raises(NotAModelError, match="model") as info:
         ex.export(object(), tmp_path / "out", verbose=False)
+    assert isinstance(info.value, TypeError)
+    assert os.listdir(tmp_path) == []
+
+
+def _unprunable() -> keras.Model:
+    return keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Activation("softmax")]
+    )
+
+
+def test_sparsity_counts_exact_zeros_of_prunable_kernels_only():
+    assert ex.sparsity(_model(zero_half=True)) == pytest.approx((512 + 80) / (1024 + 160))
+    assert ex.sparsity(_model()) == 0.0
+
+
+def test_sparsity_of_a_model_with_nothing_prunable_raises():
+    with pytest.raises(NotPrunableError, match="no prunable weight") as info:
+        ex.sparsity(_unprunable())
+    assert isinstance(info.value, KerasForgetError)
+
+
+def test_export_of_a_model_with_nothing_prunable_reports_no_sparsity(tmp_path, capsys):
+    x = _sample()
+    report = ex.export(_unprunable(), tmp_path / "out", sample=x)
+    out = capsys.readouterr().out
+    assert report.sparsity is None
+    assert json.loads(json.dumps(report.to_dict()))["sparsity"] is None
+    assert "sparsity" not in out and out.startswith("saved_model")
+    np.testing.assert_allclose(
+        _run_tflite(report.tflite_path, x), np.asarray(_unprunable()(x)), atol=1e-4
+    )
 
 
 def test_saved_model_only_export_serves_the_model(tmp_path):

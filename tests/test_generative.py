@@ -104,6 +104,8 @@ def test_forgetting_a_label_of_a_tiny_cgan_end_to_end(tiny_cgan, tmp_path):
 
     total = sum(m.size for m in result.masks.values())
     assert result.report.pruned == round(0.01 * total)
+    assert result.report.before is result.report.after is None  # no accuracy for a generator
+    assert result.report.auto_reached is None and result.unit_masks is None
     embed = result.masks["embed/embeddings"]
     assert not embed[3].all() and embed[np.arange(10) != 3].all()  # only the target's row
     for a, b in zip(original, tiny_cgan.get_weights(), strict=True):
@@ -119,7 +121,7 @@ def test_forgetting_a_label_of_a_tiny_cgan_end_to_end(tiny_cgan, tmp_path):
     report = kf.export(result.model, tmp_path / "gen", sparse=True, sample=sample, verbose=False)
     assert os.path.isfile(report.tflite_path) and report.max_abs_diff["model.tflite"] <= 1e-4
     assert report.sparsity == pytest.approx(0.01, abs=0.002)
-    with pytest.raises(ValueError, match="sample"):
+    with pytest.raises(InvalidArgumentError, match="sample"):
         kf.export(result.model, tmp_path / "bad", sample=sample[:1], verbose=False)
 
 

@@ -50,3 +50,15 @@ def test_tf_keras_user_gets_tfmot_without_the_environment_flag_changing():
         """
     )
     assert line == "True None PruneLowMagnitude"
+
+
+def test_a_non_model_is_refused_with_not_a_model_error():
+    import pytest
+
+    import keras_forget as kf
+    from keras_forget import _keras
+
+    for thing in (object(), "model", None):
+        with pytest.raises(kf.NotAModelError, match="`model` must be a Keras 3") as info:
+            _keras.flavor(thing)
+        assert isinstance(info.value, TypeError)

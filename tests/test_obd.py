@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import keras_forget as kf
-from keras_forget import scoring
+from keras_forget.data import Data
 from keras_forget.scores import OBD, Objective
+from keras_forget.scores.accumulate import score
 
 # Input 2 is always 0 on the data: its large weights are the least salient of all.
 # Input 0 is large, so its small weight 0.05 matters more than its magnitude says.
@@ -77,7 +78,8 @@ def _model(flavor: str):
 def test_obd_equals_hand_computed_gauss_newton_diagonal(flavor):
     x, y = _data()
     objective = Objective(from_logits=True, target="log_likelihood")
-    scores = scoring.score(_model(flavor), (x, y), OBD(), objective, batch_size=16, verbose=False)
+    model = _model(flavor)
+    scores = score(model, Data.of((x, y), model), OBD(), objective, batch_size=16, verbose=False)
     expected = _numpy_obd(x)
     assert set(scores) == set(expected)
     for key, value in expected.items():

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_forget import scores, scoring
+from keras_forget import scores
+from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.scores import Objective
+from keras_forget.scores.accumulate import score as run_score
 
 IN, HID, C, N = 4, 3, 3, 6
 
@@ -54,9 +56,9 @@ def _objective_grads(model, x, y, target):
 
 
 def _run(model, x, y, score, target="centered_logit"):
-    return scoring.score(
+    return run_score(
         model,
-        (x, y),
+        Data.of((x, y), model),
         score,
         Objective(from_logits=True, target=target),
         batch_size=4,
@@ -98,8 +100,8 @@ def test_obd_from_probabilities_equals_from_logits(toy):
     model, x, y = toy
     soft = keras.Sequential([model, keras.layers.Softmax()])
     from_logits = _run(model, x, y, scores.OBD())
-    from_probs = scoring.score(
-        soft, (x, y), scores.OBD(), Objective(from_logits=False), verbose=False
+    from_probs = run_score(
+        soft, Data.of((x, y), soft), scores.OBD(), Objective(from_logits=False), verbose=False
     )
     for key in from_logits:
         np.testing.assert_allclose(from_probs[key], from_logits[key], rtol=1e-3, atol=1e-7)

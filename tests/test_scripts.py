@@ -12,7 +12,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(script: str, *args: str) -> None:
+def _run(script: str, *args: str) -> str:
+    """Runs a script to completion; returns what it printed."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(
         [sys.executable, os.path.join(ROOT, script), *args],
@@ -22,6 +23,7 @@ def _run(script: str, *args: str) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 @pytest.mark.slow
@@ -64,3 +66,75 @@ def test_forget_benchmark_writes_its_table(tmp_path):
     )
     rows = json.loads((tmp_path / "forget_digits.json").read_text())["rows"]
     assert {r["method"] for r in rows} == {"gradxweight", "retrain"}
+
+
+@pytest.mark.slow
+def test_discedit_example_forgets_shrinks_and_exports():
+    out = _run("examples/discedit_cnn.py", "--epochs", "1", "--width", "4")
+    assert out.count("forget [3] with exp_norm (global)") == 2
+    assert out.count("compress with fisher_bound (layer)") == 2
+    assert out.count("shrunk:") == 2 and out.count("model.tflite:") == 2
+
+
+@pytest.mark.slow
+def test_discedit_benchmark_writes_its_tables(tmp_path):
+    path = tmp_path / "discedit.json"
+    _run(
+        "benchmarks/discedit.py",
+        "--epochs", "1",
+        "--classes", "3",
+        "--sparsities", "0.5",
+        "--score-per-class", "10",
+        "--runs", "3",
+        "--out", str(path),
+    )  # fmt: skip
+    result = json.loads(path.read_text())
+    rows = result["unlearning"]
+    assert {(r["model"], r["method"]) for r in rows} == {
+        (m, k) for m in ("vgg", "resnet") for k in ("discedit", "gradxweight")
+    }
+    assert {r["amount"] for r in rows if r["method"] == "discedit"} == {0.1}
+    shrunk = [r for r in result["structured"] if r["method"] == "discedit"]
+    assert len(result["structured"]) == 4 and len(shrunk) == 2
+    for r in result["structured"]:
+        assert r["components_removed"] == pytest.approx(0.5, abs=0.05)
+        assert r["params_removed"] > 0.4  # physically smaller: scope="layer", shrink=True
+    assert all(r["tflite_max_abs_diff"] <= 1e-4 for r in shrunk)
+
+
+@pytest.mark.slow
+def test_compression_benchmark_writes_its_tables(tmp_path):
+    path = tmp_path / "compression.json"
+    _run("benchmarks/compression.py", "--epochs", "2", "--ft-epochs", "1", "--out", str(path),
+         "--quiet")  # fmt: skip
+    result = json.loads(path.read_text())
+    assert set(result["noft"]["accuracy"]) == {
+        f"{m}/{s}"
+        for m in ("magnitude", "obd", "fisher", "gradxweight")
+        for s in ("global", "layer")
+    }
+    runs = result["fine_tuned"]
+    assert len(runs) == 9 and sum(name.startswith("tfmot") for name in runs) == 1
+    for name, row in runs.items():
+        if not name.startswith("tfmot"):  # tfmot's ramp outlasts one tiny epoch
+            assert row["sparsity"] == pytest.approx(0.9, abs=0.01), name
+    assert set(result["tflite"]) == {"0.00", "0.50", "0.75", "0.90", "0.95"}
+
+
+@pytest.mark.slow
+def test_cgan_benchmark_writes_its_rows(tmp_path):
+    path = tmp_path / "cgan_forget.json"
+    _run(
+        "benchmarks/cgan_forget.py",
+        "--epochs", "2",
+        "--targets", "3",
+        "--sweep", "0.01",
+        "--per-class", "10",
+        "--checkpoints", str(tmp_path),
+        "--out", str(path),
+    )  # fmt: skip
+    result = json.loads(path.read_text())
+    assert result["gan"]["epochs"] == 2
+    (row,) = result["rows"]
+    assert row["target"] == 3 and set(row["sweep"]) == {"0.01"}
+    assert {"centered", "sum", "prior"} <= set(row)

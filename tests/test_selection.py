@@ -71,3 +71,85 @@ def test_bad_arguments_are_named():
         selection.contrast({"a": np.ones(2)}, {"b": np.ones(2)})
     with pytest.raises(InvalidArgumentError, match="floor"):
         selection.contrast({"a": np.ones(2)}, {"a": np.ones(2)}, floor=0)
+
+
+def test_contrast_default_floor_is_the_shared_floor():
+    forget = {"w": np.array([4.0, 4.0, 0.1, 1.0])}
+    retain = {"w": np.array([4.0, 0.1, 0.1, 1.0])}
+    assert selection.FLOOR == 0.1
+    default = selection.contrast(forget, retain)
+    np.testing.assert_array_equal(default["w"], selection.contrast(forget, retain, floor=0.1)["w"])
+    assert not np.allclose(default["w"], selection.contrast(forget, retain, floor=1.0)["w"])
+
+
+def test_normalize_gives_mean_one_over_all_weights():
+    scores = {"a": np.array([1.0, 3.0]), "b": np.array([[2.0, 6.0]])}
+    out = selection.normalize(scores)
+    np.testing.assert_allclose(out["a"], [1 / 3, 1.0])
+    np.testing.assert_allclose(out["b"], [[2 / 3, 2.0]])
+    assert np.mean(np.concatenate([v.ravel() for v in out.values()])) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "values", [[0.0, 0.0, 0.0], [-1.0, -2.0, 0.0], [-3.0, 1.0, 1.0]], ids=["zero", "neg", "mean<0"]
+)
+def test_normalize_raises_when_scores_have_no_positive_scale(values):
+    with pytest.raises(NonFiniteError, match="retain scores"):
+        selection.normalize({"w": np.array(values)}, "retain scores")
+
+
+def test_contrast_raises_when_no_forget_score_is_positive():
+    retain = {"a": np.array([1.0, 2.0]), "b": np.array([3.0])}
+    for forget in (
+        {"a": np.zeros(2), "b": np.zeros(1)},
+        {"a": np.array([-1.0, 0.0]), "b": np.array([-5.0])},
+    ):
+        with pytest.raises(NonFiniteError, match="forget scores"):
+            selection.contrast(forget, retain)
+    # one positive forget score is enough
+    ranked = selection.contrast({"a": np.array([-1.0, 0.0]), "b": np.array([2.0])}, retain)
+    assert ranked["b"][0] > 0 and not ranked["a"].any()
+
+
+def test_contrast_raises_when_every_retain_score_is_zero():
+    with pytest.raises(NonFiniteError, match="retain scores"):
+        selection.contrast({"a": np.ones(3)}, {"a": np.zeros(3)})
+
+
+def test_search_keeps_the_smallest_amount_that_forgets():
+    tried = []
+
+    def masks_for(amount):
+        tried.append(amount)
+        return selection.select(_scores(), amount, highest=True)
+
+    def forgets(masks):
+        return selection.sparsity(masks) >= 0.1
+
+    total = sum(v.size for v in _scores().values())
+    amount, masks, reached = selection.search(masks_for, forgets, selection.GRID)
+    passing = [a for a in selection.GRID if round(a * total) / total >= 0.1]
+    assert reached and amount == passing[0]
+    assert tried == [a for a in selection.GRID if a <= amount]  # stops at the first pass
+    assert selection.sparsity(masks) == round(amount * total) / total
+
+
+def test_search_warns_and_returns_the_largest_amount_when_nothing_forgets():
+    grid = (0.1, 0.2, 0.3)
+    with pytest.warns(UserWarning, match="did not reach"):
+        amount, masks, reached = selection.search(
+            lambda a: selection.select(_scores(), a), lambda m: False, grid
+        )
+    assert (amount, reached) == (0.3, False)
+    assert selection.sparsity(masks) == pytest.approx(0.3)
+
+
+def test_tighten_keeps_what_is_pruned_and_reaches_the_sparsity():
+    scores = _scores()
+    first = selection.select(scores, 0.3)
+    # new scores rank other weights lowest; the pruned ones stay pruned
+    again = {k: 1.0 / (v + 1e-3) for k, v in scores.items()}
+    tighter = selection.tighten(again, first, 0.6)
+    assert selection.sparsity(tighter) == pytest.approx(0.6)
+    for key in scores:
+        assert not (tighter[key] & ~first[key]).any()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 
@@ -11,9 +12,11 @@ import pytest
 import tensorflow as tf
 
 import keras_forget as kf
-from keras_forget import scoring
 from keras_forget.introspect.registry import prunable_weights
 from keras_forget.sweep import Curve, plot_curves, sweep
+
+# `keras_forget.sweep` the attribute is the function; the module is reached by name.
+sweep_module = importlib.import_module("keras_forget.sweep")
 
 POINTS = np.arange(0, 1, 0.1)
 
@@ -56,19 +59,21 @@ def test_a_point_prunes_what_prune_prunes(curve, trained_keras3, digits):
         trained_keras3, train, sparsity=0.5, method="obd", eval_data=test, verbose=False
     )
     assert curve.line("obd", "global").accuracy_at(0.5) == result.report.after.accuracy
+    assert result.report.eval_split == "eval_data" and result.report.auto_reached is None
+    assert result.unit_masks is None and result.history is None
 
 
 def test_one_scoring_pass_per_method_whatever_the_number_of_points(
     trained_keras3, digits, monkeypatch
 ):
     calls = []
-    original = scoring.score
+    original = sweep_module.run_score
 
     def counting(*args, **kwargs):
         calls.append(args[2].name)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(scoring, "score", counting)
+    monkeypatch.setattr(sweep_module, "run_score", counting)
     (x, y), test = digits
     points = np.arange(0, 1, 0.02)
     methods = ["magnitude", "fisher"]
@@ -108,9 +113,9 @@ def test_tf_keras_model_and_a_dataset(trained_tf_keras, digits):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"eval_data": "x_only"}, "must be labelled"),
-        ({"eval_data": "no_labels"}, "must be labelled"),
-        ({"eval_data": "dataset_of_x"}, "must be labelled"),
+        ({"eval_data": "x_only"}, r"`eval_data` must be a pair \(x, y\)"),
+        ({"eval_data": "no_labels"}, "`eval_data` must be labelled"),
+        ({"eval_data": "dataset_of_x"}, r"`eval_data` must be a tf.data.Dataset of \(x, y\)"),
         ({"sparsities": [0.5, 1.0]}, r"in \[0, 1\)"),
         ({"sparsities": [-0.1]}, r"in \[0, 1\)"),
         ({"sparsities": []}, "empty"),
@@ -130,7 +135,9 @@ def test_bad_inputs_fail_before_scoring(change, message, trained_keras3, digits,
     kwargs = {"data": (x, y), "eval_data": (xt, yt), "methods": ["obd"]} | change
     if isinstance(kwargs["eval_data"], str):
         kwargs["eval_data"] = labelless[kwargs["eval_data"]]
-    monkeypatch.setattr(scoring, "score", lambda *a, **k: pytest.fail("scored before checks"))
+    monkeypatch.setattr(
+        sweep_module, "run_score", lambda *a, **k: pytest.fail("scored before checks")
+    )
     with pytest.raises(kf.InvalidArgumentError, match=message):
         sweep(trained_keras3, kwargs.pop("data"), kwargs.pop("eval_data"), verbose=False, **kwargs)
 

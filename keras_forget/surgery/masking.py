@@ -122,7 +122,7 @@ def strip(model: Any) -> Any:
 
         return tfmot.strip(model)
     copy = _keras.clone(model)
-    for weight in prunable_weights(copy).values():
+    for weight in prunable_weights(copy, required=False).values():
         constraint = weight.variable.constraint
         if isinstance(constraint, MaskConstraint):
             weight.variable.constraint = constraint.inner
