@@ -69,20 +69,33 @@ def _common(model: Any, granularity: str, batch_size: int, verbose: bool, tune: 
 
 
 def _eval_and_train(
-    model: Any, data: Data | None, eval_data: Any, tune: FineTune | None, classes: int,
-    targets: tuple[int, ...], steps: int | None, batch_size: int,
+    model: Any,
+    data: Data | None,
+    eval_data: Any,
+    tune: FineTune | None,
+    classes: int,
+    targets: tuple[int, ...],
+    steps: int | None,
+    batch_size: int,
 ) -> tuple[Data | None, str, Data | None]:
     """The checked evaluation data (and its name) and fine-tuning data."""
     check, split = data, "data"
     if eval_data is not None:
-        check = Data.of(eval_data, model, name="eval_data", num_classes=classes,
-                        batch_size=batch_size)
+        check = Data.of(
+            eval_data, model, name="eval_data", num_classes=classes, batch_size=batch_size
+        )
         split = "eval_data"
     train = None
     if tune is not None:
         if tune.data is not None:
-            train = Data.of(tune.data, model, name="fine_tune.data", num_classes=classes,
-                            steps=steps, batch_size=batch_size)
+            train = Data.of(
+                tune.data,
+                model,
+                name="fine_tune.data",
+                num_classes=classes,
+                steps=steps,
+                batch_size=batch_size,
+            )
         elif data is None:
             raise InvalidArgumentError("`fine_tune` needs `data` or `FineTune(data=...)`.")
         else:
@@ -184,9 +197,19 @@ def prune_for_class(
         model, data, eval_data, fine_tune, classes, targets, steps, batch_size
     )
     job = pipeline.Job(
-        granularity, score, amount, scope, targets, objective, classes,
-        classifier=output_fn is None, floor=floor, forget_accuracy=forget_accuracy,
-        tune=fine_tune, batch_size=batch_size, verbose=verbose,
+        granularity,
+        score,
+        amount,
+        scope,
+        targets,
+        objective,
+        classes,
+        classifier=output_fn is None,
+        floor=floor,
+        forget_accuracy=forget_accuracy,
+        tune=fine_tune,
+        batch_size=batch_size,
+        verbose=verbose,
     )
     return pipeline.run(model, job, data, check=check, eval_split=split, train=train)
 
@@ -250,7 +273,9 @@ def prune(
         sparsity = selection.check_unit_amount(sparsity, "sparsity")
     else:
         sparsity = selection.check_amount(sparsity, "sparsity")
-    scope = selection.check_scope(DEFAULT_SCOPE["compress", granularity] if scope is None else scope)
+    scope = selection.check_scope(
+        DEFAULT_SCOPE["compress", granularity] if scope is None else scope
+    )
     if checks.flag(shrink, "shrink") and granularity != "unit":
         raise InvalidArgumentError("`shrink=True` removes units: it needs `granularity='unit'`.")
     if schedule is not None:
@@ -274,21 +299,43 @@ def prune(
     objective = Objective(from_logits=from_logits, target="log_likelihood")
     if schedule is not None:
         return gradual.prune_gradually(
-            model, data, score=score, objective=objective, sparsity=sparsity, scope=scope,
-            schedule=schedule, tune=fine_tune, train=train, check=check, eval_split=split,
-            batch_size=batch_size, verbose=verbose,
+            model,
+            data,
+            score=score,
+            objective=objective,
+            sparsity=sparsity,
+            scope=scope,
+            schedule=schedule,
+            tune=fine_tune,
+            train=train,
+            check=check,
+            eval_split=split,
+            batch_size=batch_size,
+            verbose=verbose,
         )
     job = pipeline.Job(
-        granularity, score, sparsity, scope, (), objective, classes, shrink=shrink,
-        tune=fine_tune, batch_size=batch_size, verbose=verbose,
+        granularity,
+        score,
+        sparsity,
+        scope,
+        (),
+        objective,
+        classes,
+        shrink=shrink,
+        tune=fine_tune,
+        batch_size=batch_size,
+        verbose=verbose,
     )
     return pipeline.run(model, job, data, check=check, eval_split=split, train=train)
 
 
 def _first_inputs(model: Any, data: Data | None, tune: FineTune | None, eval_data: Any) -> Any:
     """A batch of inputs to learn the model's outputs from, or None if none is given."""
-    for source, name in ((data, "data"), (tune and tune.data, "fine_tune.data"),
-                         (eval_data, "eval_data")):
+    for source, name in (
+        (data, "data"),
+        (tune and tune.data, "fine_tune.data"),
+        (eval_data, "eval_data"),
+    ):
         if source is not None:
             return Data.of(source, model, name=name).first(32)
     return None

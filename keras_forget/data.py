@@ -130,9 +130,18 @@ class Data:
         steps: for a dataset, the most batches read (None: the whole dataset).
     """
 
-    def __init__(self, source: Any, *, name: str, label_format: str, labels: np.ndarray,
-                 batched: bool, steps: int | None, batch_size: int,
-                 width: int | None = None) -> None:
+    def __init__(
+        self,
+        source: Any,
+        *,
+        name: str,
+        label_format: str,
+        labels: np.ndarray,
+        batched: bool,
+        steps: int | None,
+        batch_size: int,
+        width: int | None = None,
+    ) -> None:
         self._source = source
         self._width = width
         self.name = name
@@ -202,8 +211,9 @@ class Data:
         """
         if isinstance(data, Data):
             return data
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
-                                  or steps < 1):
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
+        ):
             raise InvalidArgumentError(f"`steps` must be an int >= 1, got {steps!r}.")
         shapes = _model_input_shapes(model)
         if isinstance(data, tf.data.Dataset):
@@ -227,14 +237,29 @@ class Data:
             )
         label_format = _label_format(y, name)
         _check_inputs(x, name, shapes)
-        data = cls((x, y), name=name, label_format=label_format, labels=_to_int(y, label_format),
-                   batched=False, steps=None, batch_size=batch_size,
-                   width=y.shape[-1] if label_format == "one_hot" else None)
+        data = cls(
+            (x, y),
+            name=name,
+            label_format=label_format,
+            labels=_to_int(y, label_format),
+            batched=False,
+            steps=None,
+            batch_size=batch_size,
+            width=y.shape[-1] if label_format == "one_hot" else None,
+        )
         return data if num_classes is None else data.check_classes(num_classes)
 
     @classmethod
-    def _of_dataset(cls, ds: tf.data.Dataset, model: Any, name: str, num_classes: int | None,
-                    steps: int | None, batch_size: int, shapes: Any) -> Data:
+    def _of_dataset(
+        cls,
+        ds: tf.data.Dataset,
+        model: Any,
+        name: str,
+        num_classes: int | None,
+        steps: int | None,
+        batch_size: int,
+        shapes: Any,
+    ) -> Data:
         spec = ds.element_spec
         if not isinstance(spec, tuple) or len(spec) != 2:
             raise InvalidArgumentError(
@@ -260,8 +285,16 @@ class Data:
         if not labels or sum(lab.size for lab in labels) == 0:
             raise InvalidArgumentError(f"`{name}` is empty: the dataset yielded no example.")
         width = int(y.shape[-1]) if label_format == "one_hot" else None
-        data = cls(ds, name=name, label_format=label_format, labels=np.concatenate(labels),
-                   batched=batched, steps=steps, batch_size=batch_size, width=width)
+        data = cls(
+            ds,
+            name=name,
+            label_format=label_format,
+            labels=np.concatenate(labels),
+            batched=batched,
+            steps=steps,
+            batch_size=batch_size,
+            width=width,
+        )
         return data if num_classes is None else data.check_classes(num_classes)
 
     def batches(self, batch_size: int | None = None) -> Iterator[Batch]:
@@ -312,13 +345,26 @@ class Data:
             targets = tf.constant(classes, tf.int64)
             ds = ds.filter(lambda x, y: tf.logical_not(tf.reduce_any(tf.equal(y, targets))))
             labels = self._labels[~np.isin(self._labels, classes)]
-            return Data(ds.batch(self._batch_size), name=self.name, label_format="sparse",
-                        labels=labels, batched=True, steps=None, batch_size=self._batch_size)
+            return Data(
+                ds.batch(self._batch_size),
+                name=self.name,
+                label_format="sparse",
+                labels=labels,
+                batched=True,
+                steps=None,
+                batch_size=self._batch_size,
+            )
         x, y = self._source
         keep = ~np.isin(self._labels, classes)
-        return Data((take(x, keep), y[keep]), name=self.name, label_format=self.label_format,
-                    labels=self._labels[keep], batched=False, steps=None,
-                    batch_size=self._batch_size)
+        return Data(
+            (take(x, keep), y[keep]),
+            name=self.name,
+            label_format=self.label_format,
+            labels=self._labels[keep],
+            batched=False,
+            steps=None,
+            batch_size=self._batch_size,
+        )
 
     def split(self, fraction: float, seed: int = 0) -> tuple[Data, Data]:
         """Two disjoint parts, stratified by class: ``(1 - fraction, fraction)`` of the examples.
@@ -335,9 +381,17 @@ class Data:
         labels = self._labels
         parts = []
         for keep in (~held, held):
-            parts.append(Data((take(x, keep), labels[keep]), name=self.name,
-                              label_format="sparse", labels=labels[keep], batched=False,
-                              steps=None, batch_size=self._batch_size))
+            parts.append(
+                Data(
+                    (take(x, keep), labels[keep]),
+                    name=self.name,
+                    label_format="sparse",
+                    labels=labels[keep],
+                    batched=False,
+                    steps=None,
+                    batch_size=self._batch_size,
+                )
+            )
         return parts[0], parts[1]
 
     def to_dataset(self, batch_size: int, *, shuffle_seed: int | None = 0) -> tf.data.Dataset:
@@ -345,8 +399,14 @@ class Data:
         if isinstance(self._source, tf.data.Dataset):
             fmt = self.label_format
             ds = self._dataset(batch_size)
-            return ds.map(lambda x, y: (x, tf.argmax(y, -1) if fmt == "one_hot"
-                                        else tf.reshape(tf.cast(y, tf.int64), [-1])))
+            return ds.map(
+                lambda x, y: (
+                    x,
+                    tf.argmax(y, -1)
+                    if fmt == "one_hot"
+                    else tf.reshape(tf.cast(y, tf.int64), [-1]),
+                )
+            )
         x, _ = self._source
         ds = tf.data.Dataset.from_tensor_slices((x, self._labels))
         if shuffle_seed is not None:
@@ -359,12 +419,15 @@ class Data:
 
     def __repr__(self) -> str:
         kind = "dataset" if isinstance(self._source, tf.data.Dataset) else "arrays"
-        return (f"Data({self.name!r}: {self.size} examples of classes {list(self.classes)}, "
-                f"{self.label_format} labels, {kind})")
+        return (
+            f"Data({self.name!r}: {self.size} examples of classes {list(self.classes)}, "
+            f"{self.label_format} labels, {kind})"
+        )
 
 
-def _dataset_batches(ds: tf.data.Dataset, batched: bool, steps: int | None,
-                     batch_size: int) -> Iterator[tuple[Any, Any]]:
+def _dataset_batches(
+    ds: tf.data.Dataset, batched: bool, steps: int | None, batch_size: int
+) -> Iterator[tuple[Any, Any]]:
     if not batched:
         ds = ds.batch(batch_size)
     if steps is not None:
@@ -374,8 +437,11 @@ def _dataset_batches(ds: tf.data.Dataset, batched: bool, steps: int | None,
 
 
 def _check_range(labels: np.ndarray, name: str, num_classes: int | None) -> None:
-    if num_classes is not None and labels.size and (labels.min() < 0
-                                                    or labels.max() >= num_classes):
+    if (
+        num_classes is not None
+        and labels.size
+        and (labels.min() < 0 or labels.max() >= num_classes)
+    ):
         raise InvalidArgumentError(
             f"`{name}`: labels must be in 0..{num_classes - 1} for a model with {num_classes} "
             f"outputs; found {int(labels.min())}..{int(labels.max())}."

@@ -64,7 +64,9 @@ def load(
     if not 0.0 < test_fraction < 1.0:
         raise InvalidArgumentError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
     if max_examples is not None and max_examples < 1:
-        raise InvalidArgumentError(f"max_examples must be a positive integer, got {max_examples!r}.")
+        raise InvalidArgumentError(
+            f"max_examples must be a positive integer, got {max_examples!r}."
+        )
     if name == "digits":
         return _load_digits(test_fraction, seed)
     return _load_tfds(name, data_dir, max_examples)
@@ -72,7 +74,9 @@ def load(
 
 def _check_name(name: str) -> None:
     if name not in NAMES:
-        raise InvalidArgumentError(f"Unknown dataset name={name!r}; expected one of {', '.join(NAMES)}.")
+        raise InvalidArgumentError(
+            f"Unknown dataset name={name!r}; expected one of {', '.join(NAMES)}."
+        )
 
 
 def _load_digits(test_fraction: float, seed: int) -> tuple[Split, Split]:

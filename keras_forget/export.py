@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from keras_forget import _keras
 from keras_forget.errors import ExportError, InvalidArgumentError, PathExistsError
-from keras_forget.surgery import masking
 from keras_forget.introspect.registry import prunable_weights
+from keras_forget.surgery import masking
 
 SAVED_MODEL = "saved_model"
 TFLITE = "model.tflite"
@@ -153,7 +153,9 @@ def export(
 def _check_path(path: Any) -> str:
     """Validates ``path`` and returns it absolute."""
     if not isinstance(path, (str, os.PathLike)):
-        raise InvalidArgumentError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
+        raise InvalidArgumentError(
+            f"`path` must be a str or os.PathLike, got {type(path).__name__}."
+        )
     path = os.fspath(path)
     if not isinstance(path, str) or not path.strip():
         raise InvalidArgumentError(f"`path` must be a non-empty text path, got {path!r}.")
@@ -209,7 +211,9 @@ def _input_spec(model: Any) -> Spec:
     try:
         return tuple(_keras._input_shape(model)), np.dtype("float32")
     except Exception as error:
-        raise InvalidArgumentError(f"`model` must be built with a known input shape ({error}).") from error
+        raise InvalidArgumentError(
+            f"`model` must be built with a known input shape ({error})."
+        ) from error
 
 
 def _check_samples(sample: Any, specs: dict[str, Spec]) -> Batch:
@@ -232,7 +236,9 @@ def _check_sample(sample: Any, shape: tuple[int | None, ...], dtype: np.dtype) -
     """Validates ``sample`` against the input shape or makes a seeded random one."""
     if sample is None:
         if any(d is None for d in shape[1:]):
-            raise InvalidArgumentError(f"`sample` is needed: the model input {shape} is not fully known.")
+            raise InvalidArgumentError(
+                f"`sample` is needed: the model input {shape} is not fully known."
+            )
         rng = np.random.default_rng(0)
         batch = (shape[0] or 8, *shape[1:])
         if np.issubdtype(dtype, np.integer):
@@ -241,10 +247,14 @@ def _check_sample(sample: Any, shape: tuple[int | None, ...], dtype: np.dtype) -
     try:
         x = np.asarray(sample).astype(dtype)
     except (TypeError, ValueError) as error:
-        raise InvalidArgumentError(f"`sample` must be a numeric batch of inputs ({error}).") from error
+        raise InvalidArgumentError(
+            f"`sample` must be a numeric batch of inputs ({error})."
+        ) from error
     known = zip(shape[1:], x.shape[1:], strict=True)
     if x.ndim != len(shape) or not all(d in (None, n) for d, n in known) or not len(x):
-        raise InvalidArgumentError(f"`sample` of shape {x.shape} does not fit the model input {shape}.")
+        raise InvalidArgumentError(
+            f"`sample` of shape {x.shape} does not fit the model input {shape}."
+        )
     return x
 
 

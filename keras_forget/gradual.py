@@ -291,7 +291,16 @@ def prune_gradually(
         "total": time.perf_counter() - start,
     }
     report = Report(
-        score.name, float(sparsity), scope, (), pruned, total, before, None, tuned, seconds,
+        score.name,
+        float(sparsity),
+        scope,
+        (),
+        pruned,
+        total,
+        before,
+        None,
+        tuned,
+        seconds,
         eval_split=eval_split,
     )
     return Result(working, masks, report, history=pruner.history)

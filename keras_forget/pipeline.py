@@ -145,8 +145,14 @@ def _choose(model: Any, job: Job, data: Data | None, graph: Graph | None) -> tup
     return amount, to_weights(chosen), None if graph is None else chosen, reached
 
 
-def _edit(model: Any, job: Job, data: Data | None, masks: MaskMap, units: MaskMap | None,
-          graph: Graph | None) -> Any:
+def _edit(
+    model: Any,
+    job: Job,
+    data: Data | None,
+    masks: MaskMap,
+    units: MaskMap | None,
+    graph: Graph | None,
+) -> Any:
     if graph is None:
         return masking.mask_model(model, masks)
     if job.shrink:
@@ -191,8 +197,9 @@ def run(
     before, after, tuned = measure(model), measure(edited), None
     if job.tune is not None:
         tick = time.perf_counter()
-        fine_tune(edited, job.tune, train, from_logits=job.objective.from_logits,
-                  verbose=job.verbose)
+        fine_tune(
+            edited, job.tune, train, from_logits=job.objective.from_logits, verbose=job.verbose
+        )
         if graph is not None:
             structured.recalibrate_batchnorm(edited, train)
         seconds["fine_tune"] = time.perf_counter() - tick

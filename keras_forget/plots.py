@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_forget.errors import InvalidArgumentError
 from keras_forget.files import atomic_path
 
 

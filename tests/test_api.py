@@ -174,8 +174,12 @@ def test_unit_forgetting_honours_forget_accuracy(trained_keras3, digits):
 def test_gradual_pruning_keeps_its_history(trained_keras3, digits):
     train, _ = digits
     result = kf.prune(
-        trained_keras3, train, sparsity=0.5, schedule=kf.GradualSchedule(0, 20, 10),
-        fine_tune=kf.FineTune(epochs=1), verbose=False,
+        trained_keras3,
+        train,
+        sparsity=0.5,
+        schedule=kf.GradualSchedule(0, 20, 10),
+        fine_tune=kf.FineTune(epochs=1),
+        verbose=False,
     )
     assert [h.step for h in result.history] == [0, 10, 20]
     assert result.history[-1].sparsity == pytest.approx(0.5, abs=1e-3)

@@ -156,45 +156,104 @@ def _call(verb, data, **kwargs):
 
 # Each case: (id, call, error type, what the message must say).
 BAD_INPUT = [
-    ("labels (N, 2)", _call("forget", (_x(), np.eye(2)[np.arange(40) % 2])),
-     InvalidArgumentError, r"one-hot rows of 2 classes.*10 outputs"),
-    ("float labels", _call("forget", (_x(), (np.arange(40) % 10) + 0.5)),
-     InvalidArgumentError, "whole class numbers"),
-    ("string labels", _call("forget", (_x(), np.array([str(i % 10) for i in range(40)]))),
-     InvalidArgumentError, "labels must be integers"),
+    (
+        "labels (N, 2)",
+        _call("forget", (_x(), np.eye(2)[np.arange(40) % 2])),
+        InvalidArgumentError,
+        r"one-hot rows of 2 classes.*10 outputs",
+    ),
+    (
+        "float labels",
+        _call("forget", (_x(), (np.arange(40) % 10) + 0.5)),
+        InvalidArgumentError,
+        "whole class numbers",
+    ),
+    (
+        "string labels",
+        _call("forget", (_x(), np.array([str(i % 10) for i in range(40)]))),
+        InvalidArgumentError,
+        "labels must be integers",
+    ),
     ("NaN inputs", _call("forget", _nan_inputs()), InvalidArgumentError, "inputs contain NaN"),
     ("([], [])", _call("forget", ([], [])), InvalidArgumentError, "empty"),
-    ("one-hot wider than the outputs", _call("forget", (_x(), np.eye(12)[np.arange(40) % 10])),
-     InvalidArgumentError, r"12 classes.*10 outputs"),
-    ("one-hot (N, 2) dataset",
-     _call("forget", tf.data.Dataset.from_tensor_slices((_x(), np.eye(2)[np.arange(40) % 2]))),
-     InvalidArgumentError, "one-hot rows of 2 classes"),
-    ("repeating dataset", _call("forget", tf.data.Dataset.from_tensor_slices(
-        (_x(), np.arange(40) % 10)).repeat()), InvalidArgumentError, "infinite.*steps"),
-    ("sparsity=0", _call("prune", (_x(), np.arange(40) % 10), sparsity=0.0),
-     InvalidArgumentError, "sparsity"),
-    ("unit granularity with a schedule", _call(
-        "prune", (_x(), np.arange(40) % 10), granularity="unit",
-        schedule=kf.GradualSchedule(0, 10, 5), fine_tune=kf.FineTune()),
-     InvalidArgumentError, "schedule"),
-    ("unit granularity with a floor", _call(
-        "forget", (_x(), np.arange(40) % 10), granularity="unit", floor=0.5),
-     InvalidArgumentError, "floor"),
-    ("shrink on weights", _call("prune", (_x(), np.arange(40) % 10), shrink=True),
-     InvalidArgumentError, "shrink"),
-    ("fine_tune not a FineTune", _call("forget", (_x(), np.arange(40) % 10), fine_tune=1),
-     InvalidArgumentError, "fine_tune"),
-    ("steps=0", _call("forget", (_x(), np.arange(40) % 10), steps=0),
-     InvalidArgumentError, "steps"),
-    ("only target examples", _call("forget", (_x(), np.full(40, 3))),
-     InvalidArgumentError, "nothing to retain"),
-    ("not a model", lambda model: kf.prune_for_class("model.keras", (_x(), np.arange(40) % 10), 3),
-     TypeError, "model"),
+    (
+        "one-hot wider than the outputs",
+        _call("forget", (_x(), np.eye(12)[np.arange(40) % 10])),
+        InvalidArgumentError,
+        r"12 classes.*10 outputs",
+    ),
+    (
+        "one-hot (N, 2) dataset",
+        _call("forget", tf.data.Dataset.from_tensor_slices((_x(), np.eye(2)[np.arange(40) % 2]))),
+        InvalidArgumentError,
+        "one-hot rows of 2 classes",
+    ),
+    (
+        "repeating dataset",
+        _call("forget", tf.data.Dataset.from_tensor_slices((_x(), np.arange(40) % 10)).repeat()),
+        InvalidArgumentError,
+        "infinite.*steps",
+    ),
+    (
+        "sparsity=0",
+        _call("prune", (_x(), np.arange(40) % 10), sparsity=0.0),
+        InvalidArgumentError,
+        "sparsity",
+    ),
+    (
+        "unit granularity with a schedule",
+        _call(
+            "prune",
+            (_x(), np.arange(40) % 10),
+            granularity="unit",
+            schedule=kf.GradualSchedule(0, 10, 5),
+            fine_tune=kf.FineTune(),
+        ),
+        InvalidArgumentError,
+        "schedule",
+    ),
+    (
+        "unit granularity with a floor",
+        _call("forget", (_x(), np.arange(40) % 10), granularity="unit", floor=0.5),
+        InvalidArgumentError,
+        "floor",
+    ),
+    (
+        "shrink on weights",
+        _call("prune", (_x(), np.arange(40) % 10), shrink=True),
+        InvalidArgumentError,
+        "shrink",
+    ),
+    (
+        "fine_tune not a FineTune",
+        _call("forget", (_x(), np.arange(40) % 10), fine_tune=1),
+        InvalidArgumentError,
+        "fine_tune",
+    ),
+    (
+        "steps=0",
+        _call("forget", (_x(), np.arange(40) % 10), steps=0),
+        InvalidArgumentError,
+        "steps",
+    ),
+    (
+        "only target examples",
+        _call("forget", (_x(), np.full(40, 3))),
+        InvalidArgumentError,
+        "nothing to retain",
+    ),
+    (
+        "not a model",
+        lambda model: kf.prune_for_class("model.keras", (_x(), np.arange(40) % 10), 3),
+        TypeError,
+        "model",
+    ),
 ]
 
 
-@pytest.mark.parametrize("call, error, match", [c[1:] for c in BAD_INPUT],
-                         ids=[c[0] for c in BAD_INPUT])
+@pytest.mark.parametrize(
+    "call, error, match", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT]
+)
 def test_bad_input_is_named_before_any_work(model, call, error, match):
     before = [w.copy() for w in model.get_weights()]
     with pytest.raises(error, match=match) as raised:
@@ -229,8 +288,16 @@ def test_nan_unit_scores_are_a_non_finite_error():
         lambda: kf.scores.get(3.5),
         lambda: kf.evaluate(keras3_mlp(), "data.npz"),
     ],
-    ids=["dataset name", "test_fraction", "objective", "export path", "FineTune", "schedule",
-         "score", "evaluate data"],
+    ids=[
+        "dataset name",
+        "test_fraction",
+        "objective",
+        "export path",
+        "FineTune",
+        "schedule",
+        "score",
+        "evaluate data",
+    ],
 )
 def test_every_error_is_a_keras_forget_error(call):
     with pytest.raises(KerasForgetError):

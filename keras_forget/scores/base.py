@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from keras_forget.errors import InvalidArgumentError
+from keras_forget.introspect.registry import PrunableWeight
 from keras_forget.scores.objective import Objective
 from keras_forget.scores.resolver import Configurable, Resolver
-from keras_forget.introspect.registry import PrunableWeight
 
 ScoreMap = dict[str, np.ndarray]
 

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_forget.introspect.registry import PrunableWeight
 from keras_forget.scores.base import Score
 from keras_forget.scores.objective import Objective
 from keras_forget.scores.per_example import reduce_per_example
-from keras_forget.introspect.registry import PrunableWeight
 
 
 class _PerExampleGradientScore(Score):

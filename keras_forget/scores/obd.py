@@ -28,10 +28,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_forget.errors import InvalidArgumentError
+from keras_forget.introspect.registry import PrunableWeight
 from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.objective import Objective
 from keras_forget.scores.per_example import reduce_per_example
-from keras_forget.introspect.registry import PrunableWeight
 
 ESTIMATORS = ("ggn", "hutchinson")
 

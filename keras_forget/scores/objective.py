@@ -41,7 +41,9 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
-            raise InvalidArgumentError(f"`Objective.target` must be one of {TARGETS}, got {self.target!r}.")
+            raise InvalidArgumentError(
+                f"`Objective.target` must be one of {TARGETS}, got {self.target!r}."
+            )
 
     @property
     def is_classifier(self) -> bool:

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from keras_forget.errors import InvalidArgumentError
-from keras_forget.scores.resolver import Configurable, Resolver
 from keras_forget.introspect.graph import Graph, Group
+from keras_forget.scores.resolver import Configurable, Resolver
 
 UnitScoreMap = dict[str, np.ndarray]
 

@@ -72,8 +72,7 @@ def search(
         if forgets(masks):
             return amount, masks, True
     warnings.warn(
-        f"amount='auto' did not reach its forget goal even at {grid[-1]:.4g}; "
-        f"using that amount.",
+        f"amount='auto' did not reach its forget goal even at {grid[-1]:.4g}; using that amount.",
         stacklevel=3,
     )
     return grid[-1], masks, False

@@ -57,9 +57,7 @@ class GradualSchedule:
             raise InvalidArgumentError(
                 f"`GradualSchedule.frequency` must be >= 1, got {self.frequency}."
             )
-        check_amount(
-            self.initial_sparsity, "GradualSchedule.initial_sparsity", allow_zero=True
-        )
+        check_amount(self.initial_sparsity, "GradualSchedule.initial_sparsity", allow_zero=True)
         if not float(self.power) > 0:
             raise InvalidArgumentError(f"`GradualSchedule.power` must be > 0, got {self.power}.")
 
