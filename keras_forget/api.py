@@ -298,6 +298,7 @@ def prune(
     )
     objective = Objective(from_logits=from_logits, target="log_likelihood")
     if schedule is not None:
+        gradual.check(schedule, sparsity, fine_tune, train)
         return gradual.prune_gradually(
             model,
             data,

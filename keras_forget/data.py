@@ -141,8 +141,10 @@ class Data:
         steps: int | None,
         batch_size: int,
         width: int | None = None,
+        num_batches: int | None = None,
     ) -> None:
         self._source = source
+        self._num_batches = num_batches
         self._width = width
         self.name = name
         self.label_format = label_format
@@ -158,6 +160,14 @@ class Data:
     def classes(self) -> tuple[int, ...]:
         """The classes present, sorted."""
         return tuple(self.counts)
+
+    def num_batches(self, batch_size: int) -> int:
+        """How many batches one pass yields (``batch_size`` applies to arrays, unbatched data)."""
+        if self._batched:
+            if self._num_batches is not None:
+                return self._num_batches
+            return -(-self.size // self._batch_size)
+        return -(-self.size // batch_size)
 
     def check_classes(self, num_classes: int) -> Data:
         """Checks the labels against a model with ``num_classes`` outputs; returns ``self``.
@@ -294,6 +304,7 @@ class Data:
             steps=steps,
             batch_size=batch_size,
             width=width,
+            num_batches=len(labels),
         )
         return data if num_classes is None else data.check_classes(num_classes)
 

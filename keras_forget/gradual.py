@@ -36,12 +36,15 @@ from keras_forget.training import FineTune, fine_tune
 MaskMap = dict[str, np.ndarray]
 
 
-def check(schedule: Any, sparsity: float, tune: FineTune | None) -> GradualSchedule:
+def check(
+    schedule: Any, sparsity: float, tune: FineTune | None, train: Data | None = None
+) -> GradualSchedule:
     """Validates a schedule against the final sparsity and the fine-tuning, before work.
 
     Raises:
         InvalidArgumentError: not a :class:`GradualSchedule`, no ``fine_tune``
-            to prune during, or an initial sparsity above the final one.
+            to prune during, an initial sparsity above the final one, or an
+            ``end_step`` the fine-tuning never reaches (``train`` given).
     """
     if not isinstance(schedule, GradualSchedule):
         raise InvalidArgumentError(
@@ -56,6 +59,15 @@ def check(schedule: Any, sparsity: float, tune: FineTune | None) -> GradualSched
             f"`GradualSchedule.initial_sparsity` ({schedule.initial_sparsity}) is above the "
             f"final `sparsity` ({sparsity})."
         )
+    if train is not None:
+        per_epoch = train.num_batches(tune.batch_size)
+        last = tune.epochs * per_epoch - 1
+        if schedule.end_step > last:
+            raise InvalidArgumentError(
+                f"`GradualSchedule.end_step` ({schedule.end_step}) is past the last training "
+                f"step ({last}: {tune.epochs} epoch(s) x {per_epoch} batches of fine-tuning "
+                f"data); lower `end_step` or fine-tune longer."
+            )
     return schedule
 
 

@@ -302,3 +302,25 @@ def test_nan_unit_scores_are_a_non_finite_error():
 def test_every_error_is_a_keras_forget_error(call):
     with pytest.raises(KerasForgetError):
         call()
+
+
+def test_a_schedule_that_cannot_finish_is_refused_before_training(model):
+    data = (_x(64), np.arange(64) % 10)  # 2 batches of 32 per epoch
+    with pytest.raises(InvalidArgumentError, match=r"end_step.*\(3: 2 epoch\(s\) x 2 batches"):
+        kf.prune(
+            model,
+            data,
+            sparsity=0.5,
+            schedule=kf.GradualSchedule(0, 2000, 100),
+            fine_tune=kf.FineTune(epochs=2),
+            verbose=False,
+        )
+    result = kf.prune(
+        model,
+        data,
+        sparsity=0.5,
+        schedule=kf.GradualSchedule(0, 3, 1),
+        fine_tune=kf.FineTune(epochs=2),
+        verbose=False,
+    )
+    assert result.history[-1].step == 3

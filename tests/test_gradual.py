@@ -130,10 +130,11 @@ def test_keras3_result_holds_plain_mask_constraints(trained_keras3, digits):
     assert result.report.after is None and result.report.fine_tuned is None
 
 
-def test_training_shorter_than_the_schedule_still_ends_at_the_sparsity(trained_keras3, digits):
+def test_training_shorter_than_the_schedule_is_refused_before_any_work(trained_keras3, digits):
     (x, y), _ = digits
-    with pytest.warns(UserWarning, match="before the schedule's end_step"):
-        result = kf.prune(
+    before = [w.copy() for w in trained_keras3.get_weights()]
+    with pytest.raises(kf.InvalidArgumentError, match=r"end_step.*\(9: 1 epoch\(s\) x 10 batches"):
+        kf.prune(
             trained_keras3,
             (x, y),
             sparsity=0.7,
@@ -142,7 +143,8 @@ def test_training_shorter_than_the_schedule_still_ends_at_the_sparsity(trained_k
             fine_tune=kf.FineTune(epochs=1, data=(x[:320], y[:320])),
             verbose=False,
         )
-    assert result.report.sparsity == pytest.approx(0.7, abs=1e-3)
+    for a, b in zip(before, trained_keras3.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_tfmot_schedule_reports_the_ramp_but_never_updates_masks():
