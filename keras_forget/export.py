@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import gzip
 import math
 import os
@@ -28,6 +29,22 @@ INT8_TFLITE = "model_int8.tflite"
 _INT8_SPARSE_NOTE = (
     "int8+sparse: parity checked with the builtin resolver (XNNPACK cannot run int8 sparse models)"
 )
+_LITERT_NOTE = "parity checked with LiteRT (ai_edge_litert.interpreter)"
+_TF_LITE_NOTE = "parity checked with tf.lite (deprecated; install keras-forget[litert] for LiteRT)"
+#: Outputs this close to 0 or 1 count as saturated.
+_SATURATION = 1e-6
+_SATURATED_NOTE = (
+    "parity check could not discriminate: outputs saturated on the sample; "
+    "pass real examples as `sample`"
+)
+#: Why a directory cannot be written to, by errno.
+_REASONS = {
+    errno.EACCES: "is not writable",
+    errno.EPERM: "is not writable",
+    errno.EROFS: "is on a read-only filesystem",
+}
+#: Why a write failed for want of room, by errno.
+_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +59,13 @@ class ExportReport:
         sparsity: fraction of exact zeros in the exported model's prunable
             kernels; None when the model has no prunable weight.
         max_abs_diff: artifact name -> max ``|tflite - keras|`` on the sample.
-        notes: remarks on how the artifacts were made or checked.
+        notes: remarks on how the artifacts were made or checked, among them
+            which interpreter ran the parity check (LiteRT or tf.lite).
+        parity_discriminates: False when the parity check could tell nothing
+            apart because every Keras output on the sample is within 1e-6 of 0
+            or 1 (a saturated softmax or sigmoid; pass real examples as
+            ``sample``); None when no TFLite file was written, so nothing was
+            checked.
     """
 
     saved_model_dir: str
@@ -52,6 +75,7 @@ class ExportReport:
     sparsity: float | None
     max_abs_diff: dict[str, float]
     notes: list[str]
+    parity_discriminates: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the report as plain, JSON-serializable Python objects."""
@@ -90,6 +114,7 @@ def export(
     int8: bool = False,
     sample: np.ndarray | Sequence[np.ndarray] | None = None,
     atol: float = 1e-4,
+    rtol: float = 1e-3,
     overwrite: bool = False,
     verbose: bool = True,
 ) -> ExportReport:
@@ -97,9 +122,18 @@ def export(
 
     Writes into directory ``path``: ``saved_model/``, ``model.tflite`` and
     ``model_int8.tflite`` (dynamic-range quantized). The float TFLite model must
-    match the Keras model on ``sample`` within ``atol``; the int8 model's
-    difference is only reported. Artifacts are built next to ``path`` and moved
-    in only once every check passed; a failed export leaves nothing behind.
+    match the Keras model on ``sample``: every output element must satisfy
+    ``|tflite - keras| <= atol + rtol * |keras|``; the int8 model's difference
+    is only reported. The parity check runs on LiteRT's interpreter when the
+    ``ai-edge-litert`` package is installed (``pip install keras-forget[litert]``),
+    else on ``tf.lite.Interpreter``; the report's notes say which.
+
+    Artifacts are built in a hidden ``.kf-export-*`` directory inside ``path``
+    (so on the same filesystem; ``path`` may be a mount point or sit under a
+    read-only parent) and moved into place only once every check passed. A
+    failed export leaves nothing behind: no staging directory, no partial
+    artifact, no directory it created, and artifacts it was to overwrite are
+    put back.
 
     Args:
         model: a built Keras 3 or tf_keras model with one output, and one
@@ -111,9 +145,13 @@ def export(
         int8: also write ``model_int8.tflite``; needs ``tflite``.
         sample: a batch of inputs for the parity check (for several inputs,
             a tuple or list of batches in the order of ``model.inputs``); by
-            default a seeded random batch of 8 (integers in {0, 1} for integer
-            inputs).
-        atol: largest allowed max absolute difference of the float TFLite model.
+            default a seeded random batch of 8 (standard normal; integers in
+            {0, 1} for integer inputs). Random inputs can saturate a softmax,
+            which makes the check blind (see
+            :attr:`ExportReport.parity_discriminates`): pass real examples.
+        atol: absolute tolerance of the float TFLite parity check (> 0).
+        rtol: relative tolerance of the float TFLite parity check (>= 0),
+            relative to the Keras output.
         overwrite: replace artifacts of the same names already in ``path``.
         verbose: print one line per artifact.
 
@@ -122,28 +160,36 @@ def export(
 
     Raises:
         TypeError: ``model`` is not a Keras model.
-        InvalidArgumentError: an argument is invalid (the message names it).
+        InvalidArgumentError: an argument is invalid (the message names it),
+            among them a ``path`` that is, or lies under, an existing file.
         FileExistsError: ``path`` holds an artifact to write and not ``overwrite``.
-        ExportError: saving or conversion failed, or the float TFLite model
-            differs from the Keras model by more than ``atol``.
+        ExportError: ``path`` cannot be written (the message names it and says
+            why: not writable, read-only filesystem, no space left), saving or
+            conversion failed, or the float TFLite model is outside the tolerance.
     """
     _keras.flavor(model)
     path = _check_path(path)
     x = _check_samples(sample, _input_specs(model))
-    _check_options(tflite, sparse, int8, atol)
+    _check_options(tflite, sparse, int8, atol, rtol)
     names = [SAVED_MODEL] + [TFLITE] * tflite + [INT8_TFLITE] * int8
     taken = [n for n in names if os.path.lexists(os.path.join(path, n))]
     if taken and not overwrite:
         raise PathExistsError(f"{path} already holds {', '.join(taken)}; pass overwrite=True.")
-    with _staging(path) as tmp:
-        diffs, notes, exported = _build(model, tmp, x, tflite, sparse, int8, atol)
-        sizes = {n: _sizes(os.path.join(tmp, n)) for n in names}
-        _commit(tmp, path, names)
+    try:
+        with _staging(path) as tmp:
+            diffs, notes, exported, discriminates = _build(
+                model, tmp, path, x, tflite, sparse, int8, atol, rtol
+            )
+            sizes = {n: _sizes(os.path.join(tmp, n)) for n in names}
+            _commit(tmp, path, names)
+    except OSError as error:
+        raise _path_error(path, error) from error
     report = ExportReport(
         saved_model_dir=os.path.join(path, SAVED_MODEL),
         tflite_path=os.path.join(path, TFLITE) if tflite else None,
         int8_tflite_path=os.path.join(path, INT8_TFLITE) if int8 else None,
         sizes=sizes, sparsity=_sparsity_or_none(exported), max_abs_diff=diffs, notes=notes,
+        parity_discriminates=discriminates,
     )  # fmt: skip
     if verbose:
         _print_summary(report)
@@ -160,17 +206,24 @@ def _check_path(path: Any) -> str:
     if not isinstance(path, str) or not path.strip():
         raise InvalidArgumentError(f"`path` must be a non-empty text path, got {path!r}.")
     path = os.path.abspath(path)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise InvalidArgumentError(f"`path` {path!r} exists and is not a directory.")
+    existing = path
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "" if existing == path else f" cannot be created: {existing!r}"
+        raise InvalidArgumentError(f"`path` {path!r}{where} exists and is not a directory.")
     return path
 
 
-def _check_options(tflite: bool, sparse: bool, int8: bool, atol: float) -> None:
-    """Validates the flags and ``atol``."""
-    if isinstance(atol, bool) or not isinstance(atol, (int, float, np.floating, np.integer)):
-        raise InvalidArgumentError(f"`atol` must be a number, got {atol!r}.")
+def _check_options(tflite: bool, sparse: bool, int8: bool, atol: float, rtol: float) -> None:
+    """Validates the flags and the tolerances."""
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise InvalidArgumentError(f"`{name}` must be a number, got {value!r}.")
     if math.isnan(atol) or atol <= 0:
         raise InvalidArgumentError(f"`atol` must be > 0, got {atol!r}.")
+    if math.isnan(rtol) or rtol < 0:
+        raise InvalidArgumentError(f"`rtol` must be >= 0, got {rtol!r}.")
     if sparse and not tflite:
         raise InvalidArgumentError("`sparse=True` only affects TFLite files; it needs tflite=True.")
     if int8 and not tflite:
@@ -259,48 +312,91 @@ def _check_sample(sample: Any, shape: tuple[int | None, ...], dtype: np.dtype) -
 
 
 def _build(
-    model: Any, tmp: str, x: Batch, tflite: bool, sparse: bool, int8: bool, atol: float
-) -> tuple[dict[str, float], list[str], Any]:
-    """Writes and checks every artifact in ``tmp``; returns diffs, notes, exported model."""
+    model: Any,
+    tmp: str,
+    path: str,
+    x: Batch,
+    tflite: bool,
+    sparse: bool,
+    int8: bool,
+    atol: float,
+    rtol: float,
+) -> tuple[dict[str, float], list[str], Any, bool | None]:
+    """Writes and checks every artifact in ``tmp`` (inside ``path``).
+
+    Returns the diffs, the notes, the exported model and whether the parity
+    check could discriminate (None without TFLite).
+    """
     exported = masking.strip(model)
     inputs = list(x.values()) if isinstance(x, dict) else x
     expected = np.asarray(exported(inputs, training=False))  # also traces subclassed models
     saved_model = os.path.join(tmp, SAVED_MODEL)
-    _save(exported, saved_model)
+    _save(exported, saved_model, path)
     diffs: dict[str, float] = {}
     notes: list[str] = []
     if not tflite:
-        return diffs, notes, exported
+        return diffs, notes, exported, None
+    runtime = _interpreter()
+    notes.append(runtime.note)
+    discriminates = not _saturated(expected)
+    if not discriminates:
+        notes.append(_SATURATED_NOTE)
     extra = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else []
     content = _convert(saved_model, extra, os.path.join(tmp, TFLITE))
-    diffs[TFLITE] = _max_abs_diff(_run_tflite(content, x), expected)
-    if not diffs[TFLITE] <= atol:
-        raise ExportError(
-            f"{TFLITE} differs from the Keras model by max |diff| = {diffs[TFLITE]:.3g} > "
-            f"atol = {atol:.3g} on a batch of {len(expected)}."
-        )
+    actual = _run_tflite(content, x, runtime)
+    diffs[TFLITE] = _max_abs_diff(actual, expected)
+    _check_parity(actual, expected, atol, rtol)
     if sparse and _sparse_tensor_count(content) == 0:
         notes.append("sparse: the converter stored no tensor in sparse format")
     if int8:
         content = _convert(saved_model, [tf.lite.Optimize.DEFAULT, *extra],
                            os.path.join(tmp, INT8_TFLITE))  # fmt: skip
-        resolver = None
         if sparse:
-            resolver = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             notes.append(_INT8_SPARSE_NOTE)
-        diffs[INT8_TFLITE] = _max_abs_diff(_run_tflite(content, x, resolver), expected)
-    return diffs, notes, exported
+        diffs[INT8_TFLITE] = _max_abs_diff(
+            _run_tflite(content, x, runtime, builtin=sparse), expected
+        )
+    return diffs, notes, exported, discriminates
 
 
-def _save(model: Any, directory: str) -> None:
+def _saturated(expected: np.ndarray) -> bool:
+    """Whether every output is within 1e-6 of 0 or 1 (a check on it would tell nothing)."""
+    y = np.asarray(expected, np.float64)
+    return bool(np.all((np.abs(y) <= _SATURATION) | (np.abs(y - 1.0) <= _SATURATION)))
+
+
+def _check_parity(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> None:
+    """Raises ExportError unless ``|actual - expected| <= atol + rtol * |expected|`` everywhere."""
+    expected = expected.astype(np.float64)
+    diff = np.abs(actual.astype(np.float64) - expected)
+    bound = atol + rtol * np.abs(expected)
+    bad = ~(diff <= bound)  # NaN is out of tolerance
+    if not bad.any():
+        return
+    excess = np.where(bad, np.nan_to_num(diff - bound, nan=np.inf), -np.inf)
+    worst = np.unravel_index(np.argmax(excess), diff.shape)
+    raise ExportError(
+        f"{TFLITE} differs from the Keras model: {int(bad.sum())} of {bad.size} outputs on a "
+        f"batch of {len(expected)} break |tflite - keras| <= atol + rtol * |keras| "
+        f"(atol = {atol:.3g}, rtol = {rtol:.3g}); worst |diff| = {diff[worst]:.3g} where "
+        f"keras = {expected[worst]:.3g}; max |diff| = {np.max(diff):.3g}."
+    )
+
+
+def _save(model: Any, directory: str, path: str) -> None:
     """Writes a SavedModel with a ``serving_default`` signature."""
     try:
         if _keras.flavor(model) == "keras3":
             model.export(directory, format="tf_saved_model", verbose=False)
         else:
             tf.saved_model.save(model, directory)
-    except Exception as error:
-        raise ExportError(f"Saving the SavedModel failed: {error}") from error
+    except OSError:
+        raise  # the caller words it, naming ``path``
+    except Exception as error:  # TensorFlow's file errors carry the OS reason as text
+        for code in (*_FULL, *_REASONS):
+            if os.strerror(code) in str(error):
+                raise _path_error(path, OSError(code, os.strerror(code))) from error
+        raise ExportError(f"Saving the SavedModel into {path} failed: {error}") from error
 
 
 def _convert(saved_model: str, optimizations: list[Any], target: str) -> bytes:
@@ -317,12 +413,36 @@ def _convert(saved_model: str, optimizations: list[Any], target: str) -> bytes:
     return content
 
 
-def _run_tflite(content: bytes, x: Batch, resolver: Any = None) -> np.ndarray:
-    """Runs a batch through a TFLite model; one example at a time if it cannot resize."""
-    kwargs = {} if resolver is None else {"experimental_op_resolver_type": resolver}
+@dataclasses.dataclass(frozen=True)
+class _Runtime:
+    """A TFLite interpreter class, its op resolver enum and the note naming it."""
+
+    interpreter: Any
+    resolvers: Any
+    note: str
+
+
+def _interpreter() -> _Runtime:
+    """LiteRT's interpreter when ``ai-edge-litert`` is installed, else ``tf.lite``'s."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        return _Runtime(tf.lite.Interpreter, tf.lite.experimental.OpResolverType, _TF_LITE_NOTE)
+    return _Runtime(Interpreter, OpResolverType, _LITERT_NOTE)
+
+
+def _run_tflite(content: bytes, x: Batch, runtime: _Runtime, builtin: bool = False) -> np.ndarray:
+    """Runs a batch through a TFLite model; one example at a time if it cannot resize.
+
+    ``builtin`` runs on the builtin kernels without the default delegates (XNNPACK).
+    """
+    kwargs = {}
+    if builtin:
+        resolver = runtime.resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        kwargs["experimental_op_resolver_type"] = resolver
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*Interpreter is deprecated", UserWarning)
-        interpreter = tf.lite.Interpreter(model_content=content, **kwargs)
+        interpreter = runtime.interpreter(model_content=content, **kwargs)
     if isinstance(x, dict):
         return _run_signature(interpreter, x)
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
@@ -403,36 +523,102 @@ def _sizes(artifact: str) -> dict[str, int]:
 
 @contextlib.contextmanager
 def _staging(path: str) -> Iterator[str]:
-    """A temporary directory next to ``path``, always removed on exit.
+    """A temporary directory inside ``path``, always removed on exit.
 
-    Missing parents of ``path`` are created, and removed again on failure.
+    ``path`` and its missing parents are created, and removed again on failure.
+    Staging inside ``path`` keeps the artifacts on the filesystem they end up
+    on (the final moves are plain renames, also when ``path`` is a mount
+    point) and needs nothing of ``path``'s parent when ``path`` exists.
     """
-    created, parent = [], os.path.dirname(path)
-    while not os.path.isdir(parent):
-        created.append(parent)
-        parent = os.path.dirname(parent)
-    for directory in reversed(created):
-        os.mkdir(directory)
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".kf-export-")
+    created = []
+    for directory in _missing(path):
+        try:
+            os.mkdir(directory)
+        except OSError as error:
+            _remove_dirs(created)
+            if error.errno in (errno.EEXIST, errno.ENOTDIR):  # appeared since _check_path
+                raise ExportError(
+                    f"Cannot export to {path!r}: {directory!r} exists and is not a directory."
+                ) from error
+            raise _path_error(path, error, os.path.dirname(directory)) from error
+        created.insert(0, directory)
+    try:
+        tmp = tempfile.mkdtemp(dir=path, prefix=".kf-export-")
+    except OSError as error:
+        _remove_dirs(created)
+        raise _path_error(path, error) from error
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for directory in created:
-            with contextlib.suppress(OSError):
-                os.rmdir(directory)
+        _remove_dirs(created)
         raise
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _missing(path: str) -> list[str]:
+    """``path`` and its ancestors that do not exist yet, outermost first."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.insert(0, path)
+        path = os.path.dirname(path)
+    return missing
+
+
+def _remove_dirs(directories: list[str]) -> None:
+    """Removes directories, innermost first, when empty; ignores failures."""
+    for directory in directories:
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+
 def _commit(tmp: str, path: str, names: list[str]) -> None:
-    """Moves checked artifacts from ``tmp`` into ``path``, replacing old ones."""
-    os.makedirs(path, exist_ok=True)
-    for name in names:
-        target = os.path.join(path, name)
-        if os.path.lexists(target):
-            os.replace(target, os.path.join(tmp, f".old-{name}"))
-        os.replace(os.path.join(tmp, name), target)
+    """Moves checked artifacts from ``tmp`` into ``path``, replacing old ones.
+
+    Old artifacts are first moved aside into ``tmp``; if a move fails, the new
+    artifacts already moved in are removed and the old ones put back.
+    """
+    aside: list[tuple[str, str]] = []
+    placed: list[str] = []
+    try:
+        for name in names:
+            target = os.path.join(path, name)
+            if os.path.lexists(target):
+                old = os.path.join(tmp, f".old-{name}")
+                os.replace(target, old)
+                aside.append((old, target))
+            os.replace(os.path.join(tmp, name), target)
+            placed.append(target)
+    except BaseException:
+        for target in placed:
+            with contextlib.suppress(OSError):
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
+                else:
+                    os.remove(target)
+        for old, target in reversed(aside):
+            with contextlib.suppress(OSError):
+                os.replace(old, target)
+        raise
+
+
+def _path_error(path: str, error: OSError, where: str | None = None) -> ExportError:
+    """An ExportError naming ``path`` and saying in words why it cannot be written.
+
+    ``where`` is the directory the failed operation wrote into (``path`` or,
+    while creating it, an ancestor); never the hidden staging directory.
+    """
+    where = path if where is None else where
+    if error.errno in _FULL:
+        detail = _FULL[error.errno]
+    elif error.errno in _REASONS:
+        subject = "the directory" if where == path else repr(where)
+        detail = f"{subject} {_REASONS[error.errno]}"
+        if where != path:
+            detail += f", so {path!r} cannot be created"
+    else:
+        detail = error.strerror or str(error)
+    return ExportError(f"Cannot export to {path!r}: {detail}.")
 
 
 def _print_summary(report: ExportReport) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
+import sys
+import types
 import warnings
 
 import keras
@@ -72,7 +75,13 @@ def _run_tflite(path: str, x: np.ndarray, resolver=None) -> np.ndarray:
 
 
 def _leftovers(directory) -> list[str]:
-    return [n for n in os.listdir(directory) if n.startswith(".kf-export-")]
+    """Every ``.kf-export-*`` entry anywhere under ``directory``."""
+    return [
+        os.path.join(root, n)
+        for root, dirs, files in os.walk(directory)
+        for n in dirs + files
+        if n.startswith(".kf-export-")
+    ]
 
 
 def test_keras3_sparse_export_files_parity_sparsity_and_size(tmp_path, capsys):
@@ -90,7 +99,9 @@ def test_keras3_sparse_export_files_parity_sparsity_and_size(tmp_path, capsys):
     assert report.sparsity == pytest.approx((512 + 80) / (1024 + 160))
     assert report.sizes["model.tflite"]["raw"] == os.path.getsize(report.tflite_path)
     assert set(report.sizes) == {"saved_model", "model.tflite"}
-    assert len(lines) == 2 and lines[0].startswith("saved_model") and "model.tflite" in lines[1]
+    assert lines[0].startswith("saved_model") and "model.tflite" in lines[1]
+    assert lines[2:] and all(line.startswith("note: ") for line in lines[2:])
+    assert any("parity checked with" in line for line in lines[2:])
 
     dense = ex.export(_model(seed=0), tmp_path / "dense", sample=x, verbose=False)
     assert capsys.readouterr().out == ""
@@ -187,7 +198,7 @@ def test_existing_artifact_without_overwrite_is_refused_and_kept(tmp_path):
 
 def test_failed_parity_check_leaves_nothing_behind(tmp_path, monkeypatch):
     real = ex._run_tflite
-    monkeypatch.setattr(ex, "_run_tflite", lambda content, x, r=None: real(content, x, r) + 1.0)
+    monkeypatch.setattr(ex, "_run_tflite", lambda *args, **kwargs: real(*args, **kwargs) + 1.0)
     out = tmp_path / "a" / "b" / "out"
     with pytest.raises(ExportError, match="atol") as info:
         ex.export(_model(), out, verbose=False)
@@ -219,6 +230,9 @@ def test_failed_conversion_leaves_existing_artifacts_untouched(tmp_path, monkeyp
         ({"atol": 0.0}, "atol"),
         ({"atol": -1e-3}, "atol"),
         ({"atol": "big"}, "atol"),
+        ({"rtol": -1e-3}, "rtol"),
+        ({"rtol": float("nan")}, "rtol"),
+        ({"rtol": True}, "rtol"),
         ({"sample": np.zeros((4, 8, 8), "float32")}, "sample"),
         ({"sample": np.zeros((4, 8, 7, 1), "float32")}, "sample"),
         ({"sample": np.zeros((0, 8, 8, 1), "float32")}, "sample"),
@@ -234,11 +248,16 @@ def test_bad_arguments_raise_value_error_naming_them(tmp_path, kwargs, name):
     assert os.listdir(tmp_path) == []
 
 
-def test_path_that_is_a_file_is_rejected(tmp_path):
+@pytest.mark.parametrize("name", ["f", "f/out", "f/a/out", "dangling"])
+def test_path_that_is_or_lies_under_a_file_is_rejected(tmp_path, name):
     (tmp_path / "f").write_text("x")
-    with pytest.raises(InvalidArgumentError, match="path") as info:
-        ex.export(MODEL, tmp_path / "f", verbose=False)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    path = tmp_path / name
+    with pytest.raises(InvalidArgumentError, match="exists and is not a directory") as info:
+        ex.export(MODEL, path, verbose=False)
     assert isinstance(info.value, ValueError)
+    assert str(path) in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == ["dangling", "f"]
 
 
 def test_non_model_is_rejected(tmp_path):
@@ -285,3 +304,265 @@ def test_saved_model_only_export_serves_the_model(tmp_path):
     serve = tf.saved_model.load(report.saved_model_dir).signatures["serving_default"]
     (out,) = serve(tf.constant(x)).values()
     np.testing.assert_allclose(out.numpy(), np.asarray(MODEL(x)), atol=1e-6)
+
+
+# --- where an export writes: staging inside the destination, clear errors -------------------
+
+
+def _tiny(seed: int = 0, bias=None) -> keras.Model:
+    """Input(4) -> Dense(3); with ``bias``, a softmax layer with that bias."""
+    keras.utils.set_random_seed(seed)
+    activation = None if bias is None else "softmax"
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation=activation)])
+    if bias is not None:
+        model.layers[-1].bias.assign(np.asarray(bias, "float32"))
+    return model
+
+
+TINY = _tiny()
+
+
+def _inside(path, directory) -> bool:
+    path, directory = os.path.abspath(os.fspath(path)), os.path.abspath(os.fspath(directory))
+    return path == directory or path.startswith(directory + os.sep)
+
+
+def _fail_writes(monkeypatch, code: int, denied) -> None:
+    """``os.mkdir`` (so also ``tempfile.mkdtemp``) and ``os.replace`` raise ``OSError(code)``
+    for a path that ``denied(path)`` says cannot be written."""
+    real_mkdir, real_replace = os.mkdir, os.replace
+
+    def mkdir(path, *args, **kwargs):
+        if denied(path):
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    def replace(src, dst, *args, **kwargs):
+        if denied(src) or denied(dst):
+            raise OSError(code, os.strerror(code), os.fspath(src), None, os.fspath(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def _snapshot(directory) -> dict[str, bytes]:
+    return {
+        os.path.relpath(os.path.join(root, name), directory): open(
+            os.path.join(root, name), "rb"
+        ).read()
+        for root, _, files in os.walk(directory)
+        for name in files
+    }
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM, errno.EROFS], ids=errno.errorcode.get)
+def test_existing_destination_under_an_unwritable_parent_exports(tmp_path, monkeypatch, code):
+    parent, dest = tmp_path / "parent", tmp_path / "parent" / "out"
+    dest.mkdir(parents=True)
+    _fail_writes(monkeypatch, code, lambda p: _inside(p, parent) and not _inside(p, dest))
+
+    report = ex.export(TINY, dest, tflite=False, verbose=False)
+
+    assert report.saved_model_dir == str(dest / "saved_model")
+    assert os.listdir(dest) == ["saved_model"]
+    assert os.listdir(parent) == ["out"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_export_into_a_mount_point_only_renames_within_it(tmp_path, monkeypatch):
+    dest = tmp_path / "mnt"
+    ex.export(TINY, dest, tflite=False, verbose=False)
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):  # dest is another filesystem than tmp_path
+        if _inside(src, dest) != _inside(dst, dest):
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), os.fspath(src))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    new, x = _tiny(seed=1), np.ones((2, 4), "float32")
+    report = ex.export(new, dest, tflite=False, overwrite=True, sample=x, verbose=False)
+
+    serve = tf.saved_model.load(report.saved_model_dir).signatures["serving_default"]
+    (out,) = serve(tf.constant(x)).values()
+    np.testing.assert_allclose(out.numpy(), np.asarray(new(x)), atol=1e-6)
+    assert os.listdir(dest) == ["saved_model"]
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (errno.EROFS, "the directory is on a read-only filesystem"),
+        (errno.EACCES, "the directory is not writable"),
+        (errno.EPERM, "the directory is not writable"),
+    ],
+)
+def test_unwritable_destination_fails_naming_it_and_why(tmp_path, monkeypatch, code, words):
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine")
+    _fail_writes(monkeypatch, code, lambda p: _inside(p, dest))
+
+    with pytest.raises(ExportError, match=words) as info:
+        ex.export(TINY, dest, tflite=False, verbose=False)
+
+    message = str(info.value)
+    assert message.startswith(f"Cannot export to {str(dest)!r}:")
+    assert ".kf-export" not in message
+    assert isinstance(info.value.__cause__, OSError)
+    assert os.listdir(dest) == ["keep.txt"]
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "words"), [(errno.EROFS, "read-only filesystem"), (errno.EACCES, "not writable")]
+)
+def test_destination_that_cannot_be_created_fails_and_removes_what_it_made(
+    tmp_path, monkeypatch, code, words
+):
+    locked = tmp_path / "a" / "b"  # "a" is made, then making "b" in it fails
+    dest = locked / "out"
+    _fail_writes(monkeypatch, code, lambda p: _inside(p, locked))
+
+    with pytest.raises(ExportError, match=words) as info:
+        ex.export(TINY, dest, tflite=False, verbose=False)
+
+    message = str(info.value)
+    assert repr(str(dest)) in message and repr(str(tmp_path / "a")) in message
+    assert "cannot be created" in message
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("error", [OSError, tf.errors.ResourceExhaustedError])
+def test_no_space_left_fails_naming_the_destination_and_leaves_nothing(
+    tmp_path, monkeypatch, error
+):
+    def full(self, directory, *args, **kwargs):
+        os.makedirs(directory)
+        with open(os.path.join(directory, "saved_model.pb"), "wb") as file:
+            file.write(b"half")
+        if error is OSError:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), directory)
+        raise error(None, None, f"{directory}/saved_model.pb.tmp; No space left on device")
+
+    monkeypatch.setattr(keras.Model, "export", full)
+    dest = tmp_path / "new" / "out"
+    with pytest.raises(ExportError, match="no space left") as info:
+        ex.export(TINY, dest, tflite=False, verbose=False)
+    assert repr(str(dest)) in str(info.value) and ".kf-export" not in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_overwrite_failing_midway_puts_the_old_artifacts_back(tmp_path, monkeypatch):
+    dest = tmp_path / "out"
+    ex.export(TINY, dest, verbose=False)
+    (dest / "mine.txt").write_text("kept")
+    before = _snapshot(dest)
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):  # moving the new .tflite in fails
+        if os.fspath(dst) == str(dest / "model.tflite") and os.path.basename(src) == "model.tflite":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), os.fspath(src))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(ExportError, match="Input/output error") as info:
+        ex.export(_tiny(seed=1), dest, overwrite=True, verbose=False)
+
+    assert repr(str(dest)) in str(info.value)
+    assert _snapshot(dest) == before  # the old SavedModel (already replaced) is back too
+    assert sorted(os.listdir(dest)) == ["mine.txt", "model.tflite", "saved_model"]
+    assert _leftovers(tmp_path) == []
+
+
+# --- the interpreter that runs the parity check -----------------------------------------------
+
+
+def test_parity_check_falls_back_to_tf_lite_without_litert(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = ex.export(TINY, tmp_path / "out", verbose=False)
+
+    assert [n for n in report.notes if n.startswith("parity checked with tf.lite")]
+    assert not [n for n in report.notes if "with LiteRT" in n]
+    assert report.max_abs_diff["model.tflite"] <= 1e-4
+    assert not [w for w in caught if "Interpreter is deprecated" in str(w.message)]
+
+
+def test_parity_check_uses_litert_when_installed(tmp_path, monkeypatch):
+    resolvers = []
+
+    class Interpreter(tf.lite.Interpreter):  # stands in for ai_edge_litert's
+        def __init__(self, *args, **kwargs):
+            resolvers.append(kwargs.get("experimental_op_resolver_type"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                super().__init__(*args, **kwargs)
+
+    module = types.ModuleType("ai_edge_litert.interpreter")
+    module.Interpreter, module.OpResolverType = Interpreter, tf.lite.experimental.OpResolverType
+    package = types.ModuleType("ai_edge_litert")
+    package.interpreter = module
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", package)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", module)
+
+    report = ex.export(TINY, tmp_path / "out", sparse=True, int8=True, verbose=False)
+
+    assert "parity checked with LiteRT (ai_edge_litert.interpreter)" in report.notes
+    builtin = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    assert resolvers == [None, builtin]  # float model, then int8+sparse without XNNPACK
+
+
+def test_real_litert_runs_the_int8_sparse_parity_check(tmp_path):
+    pytest.importorskip("ai_edge_litert.interpreter")
+    x = _sample()
+    report = ex.export(
+        _model(zero_half=True), tmp_path / "out", sparse=True, int8=True, sample=x, verbose=False
+    )
+    assert "parity checked with LiteRT (ai_edge_litert.interpreter)" in report.notes
+    assert report.max_abs_diff["model.tflite"] <= 1e-4
+    assert 0 < report.max_abs_diff["model_int8.tflite"] < 0.5
+
+
+# --- what the parity check can tell -----------------------------------------------------------
+
+
+def test_saturated_outputs_are_reported_as_not_discriminating(tmp_path, capsys):
+    report = ex.export(_tiny(bias=[50.0, 0.0, -50.0]), tmp_path / "out")
+
+    assert report.parity_discriminates is False
+    note = (
+        "parity check could not discriminate: outputs saturated on the sample; "
+        "pass real examples as `sample`"
+    )
+    assert note in report.notes
+    assert f"note: {note}" in capsys.readouterr().out
+    assert json.loads(json.dumps(report.to_dict()))["parity_discriminates"] is False
+
+
+def test_unsaturated_outputs_discriminate(tmp_path):
+    softmax = ex.export(_tiny(bias=[0.0, 0.0, 0.0]), tmp_path / "softmax", verbose=False)
+    linear = ex.export(TINY, tmp_path / "linear", verbose=False)
+    for report in (softmax, linear):
+        assert report.parity_discriminates is True
+        assert not [n for n in report.notes if "saturated" in n]
+    unchecked = ex.export(TINY, tmp_path / "none", tflite=False, verbose=False)
+    assert unchecked.parity_discriminates is None and unchecked.notes == []
+
+
+def test_parity_tolerance_is_atol_plus_rtol_times_keras_output():
+    keras_out = np.array([[1000.0, 1e-3, -2.0]], "float32")
+    close = keras_out + np.float32([[0.9, 5e-5, -1e-3]])  # each within 1e-4 + 1e-3 * |keras|
+    ex._check_parity(close, keras_out, atol=1e-4, rtol=1e-3)
+
+    with pytest.raises(ExportError, match=r"atol = 0.0001, rtol = 0\)") as info:
+        ex._check_parity(close, keras_out, atol=1e-4, rtol=0.0)
+    assert "2 of 3 outputs" in str(info.value) and "worst |diff| = 0.9" in str(info.value)
+    with pytest.raises(ExportError, match="1 of 3 outputs"):
+        ex._check_parity(keras_out + np.float32([[0, 2e-4, 0]]), keras_out, atol=1e-4, rtol=1e-3)
+    with pytest.raises(ExportError, match="1 of 3 outputs"):
+        ex._check_parity(keras_out * np.float32([[1, np.nan, 1]]), keras_out, 1e-4, 1e-3)
