@@ -35,8 +35,8 @@ DISCEDIT = {
 #: ``scope=None`` for each verb and granularity. Compression ranks single weights
 #: globally (magnitude at 75 %: 0.922 global vs 0.564 layer-wise on the digits MLP) but
 #: units layer by layer: ranked globally, DISCEDIT-SP strips early convolutions down to one
-#: filter and loses 6-10 points after fine-tuning at 50 % on VGG- and ResNet-style CNNs
-#: (validation split, 3 seeds; benchmarks/README.md).
+#: filter and ends 5.7-6.8 points below layer-wise ranking after fine-tuning at 50 % on
+#: VGG- and ResNet-style CNNs (validation split, 3 seeds; benchmarks/unit_scope.py).
 DEFAULT_SCOPE = {
     ("forget", "weight"): "global",
     ("forget", "unit"): "global",

@@ -138,3 +138,31 @@ def test_cgan_benchmark_writes_its_rows(tmp_path):
     (row,) = result["rows"]
     assert row["target"] == 3 and set(row["sweep"]) == {"0.01"}
     assert {"centered", "sum", "prior"} <= set(row)
+
+
+@pytest.mark.slow
+def test_unit_scope_benchmark_writes_its_rows(tmp_path):
+    path = tmp_path / "unit_scope.json"
+    out = _run(
+        "benchmarks/unit_scope.py",
+        "--seeds", "0",
+        "--epochs", "1",
+        "--archs", "mlp", "vgg",
+        "--sparsities", "0.5",
+        "--quiet",
+        "--out", str(path),
+    )  # fmt: skip
+    assert "test split never touched" in out and "recommended scope:" in out
+    result = json.loads(path.read_text())
+    rows = result["rows"]
+    assert {(r["arch"], r["scope"]) for r in rows} == {
+        (a, s) for a in ("mlp", "vgg") for s in ("layer", "global")
+    }
+    assert result["failed"] == 0 and all(0 <= r["ft_val_acc"] <= 1 for r in rows)
+    assert all(r["params"] < r["dense_params"] for r in rows)  # shrink=True
+    assert result["protocol"]["test_split"] == "never touched"
+    assert result["recommendation"]["scope"] in ("layer", "global")
+    assert set(result["provenance"]["versions"]) == {
+        "python", "tensorflow", "keras", "numpy", "keras_forget"
+    }  # fmt: skip
+    assert len(result["summary"]) == 4 and all(c["n"] == 1 for c in result["summary"])

@@ -1,0 +1,338 @@
+"""The default scope of unit-level compression: ``scope="layer"`` against ``"global"``.
+
+Measures what ``kf.prune(granularity="unit")`` should rank units by when no scope is
+given: DISCEDIT-SP (``method="discedit"``, ``shrink=True``) at 30 % and 50 % of the
+units, each unit ranked within its layer or against all layers together, on a small
+MLP (softmax output) and the VGG- and ResNet-style CNNs of ``examples/discedit_cnn.py``.
+
+Follows the protocol of benchmarks/README.md. For every seed, the training part of
+``kf.datasets.load("digits", seed=seed)`` is split (stratified, 20 %,
+``random_state=seed``) into a fit part, on which the models are trained, scored and
+fine-tuned, and a validation part, on which every accuracy is measured. The test
+split is never touched. Each row: validation accuracy right after pruning (NoFT, the
+report's ``after``) and after one fine-tuning epoch (FT, lr 1e-3) of the same call,
+and the parameters the shrunk model keeps.
+
+    python benchmarks/unit_scope.py [--seeds 0 1 2] [--epochs 25] [--quiet] [--out PATH]
+                                    [--archs mlp vgg resnet] [--sparsities 0.3 0.5]
+
+Prints a table (mean [min, max] over the seeds) and the scope recommended by the
+numbers (the higher mean FT accuracy, averaged over architectures and sparsities),
+and writes benchmarks/results/unit_scope.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from discedit_cnn import resnet, train, vgg  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+import keras_forget as kf  # noqa: E402
+from keras_forget import api  # noqa: E402
+from keras_forget.files import write_json  # noqa: E402
+
+OUT = os.path.join(HERE, "results", "unit_scope.json")
+SCOPES = ("layer", "global")
+SPARSITIES = (0.3, 0.5)
+VAL_FRACTION = 0.2
+FINE_TUNE = kf.FineTune(epochs=1, learning_rate=1e-3)  # benchmarks/discedit.py's PRUNE_FT
+L = keras.layers
+
+
+def mlp(classes: int = 10, seed: int = 0) -> keras.Model:
+    """Flatten, Dense 128, Dense 64, softmax (8×8×1 inputs)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 1))
+    x = L.Flatten(name="flatten")(inputs)
+    x = L.Dense(128, activation="relu", name="fc1")(x)
+    x = L.Dense(64, activation="relu", name="fc2")(x)
+    return keras.Model(inputs, L.Dense(classes, activation="softmax", name="out")(x), name="mlp")
+
+
+def train_softmax(model: keras.Model, data, epochs: int, seed: int) -> keras.Model:
+    """``discedit_cnn.train`` for a softmax output (it expects logits)."""
+    keras.utils.set_random_seed(seed)
+    (x, y), _ = data
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+#: name: (builder, trainer)
+ARCHITECTURES = {
+    "mlp": (mlp, train_softmax),
+    "vgg": (vgg, train),
+    "resnet": (resnet, train),
+}
+
+
+def provenance() -> dict:
+    """The git commit, whether the work tree differs from it (untracked files included) and
+    the library versions."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=HERE, capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    status = git("status", "--porcelain")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": None if status is None else bool(status),
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "keras_forget": kf.__version__,
+        },
+    }
+
+
+def split(seed: int):
+    """(fit, validation) carved from the training part of the digits; the test part is dropped."""
+    (x, y), _test_never_used = kf.datasets.load("digits", seed=seed)
+    x_fit, x_val, y_fit, y_val = train_test_split(
+        x, y, test_size=VAL_FRACTION, stratify=y, random_state=seed
+    )
+    return (x_fit, y_fit), (x_val, y_val)
+
+
+def prune_row(model, fit, val, seed: int, sparsity: float, scope: str) -> dict:
+    """One pruning call: NoFT and FT validation accuracy, parameters and units kept."""
+    keras.utils.set_random_seed(seed)
+    result = kf.prune(
+        model,
+        fit,
+        sparsity=sparsity,
+        granularity="unit",
+        method="discedit",
+        scope=scope,
+        shrink=True,
+        fine_tune=FINE_TUNE,
+        eval_data=val,
+        verbose=False,
+    )
+    r = result.report
+    return {
+        "before_val_acc": r.before.accuracy,
+        "noft_val_acc": r.after.accuracy,
+        "ft_val_acc": r.fine_tuned.accuracy,
+        "params": int(result.model.count_params()),
+        "units_removed": int(r.pruned),
+        "units_total": int(r.total),
+        "units_kept": {k: int(m.sum()) for k, m in result.unit_masks.items()},
+        "units": {k: int(m.size) for k, m in result.unit_masks.items()},
+        "seconds": r.seconds["total"],
+    }
+
+
+def spread(values) -> dict:
+    v = np.asarray(values, float)
+    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+
+
+def summarize(rows, archs, sparsities) -> list[dict]:
+    """Per architecture × sparsity × scope: mean, min and max over the seeds."""
+    out = []
+    for arch in archs:
+        for sparsity in sparsities:
+            for scope in SCOPES:
+                key = {"arch": arch, "sparsity": sparsity, "scope": scope}
+                runs = [r for r in rows if all(r[k] == v for k, v in key.items())]
+                sel = [r for r in runs if "error" not in r]
+                cell = dict(key, n=len(sel), errors=len(runs) - len(sel))
+                if sel:
+                    for name in ("noft_val_acc", "ft_val_acc", "params", "dense_val_acc"):
+                        cell[name] = spread([r[name] for r in sel])
+                    cell["params_kept"] = spread([r["params"] / r["dense_params"] for r in sel])
+                out.append(cell)
+    return out
+
+
+def recommend(summary) -> dict:
+    """The scope with the higher mean FT accuracy, averaged over the (arch, sparsity) cells
+    that both scopes completed."""
+    cells = {(c["arch"], c["sparsity"], c["scope"]): c for c in summary if c["n"]}
+    pairs = sorted({(a, s) for a, s, _ in cells if all((a, s, k) in cells for k in SCOPES)})
+    default = api.DEFAULT_SCOPE["compress", "unit"]
+    if not pairs:
+        return {"scope": None, "library_default": default, "cells": []}
+    ft = {key: cell["ft_val_acc"]["mean"] for key, cell in cells.items()}
+    mean_ft = {k: float(np.mean([ft[a, s, k] for a, s in pairs])) for k in SCOPES}
+    mean_noft = {
+        k: float(np.mean([cells[a, s, k]["noft_val_acc"]["mean"] for a, s in pairs]))
+        for k in SCOPES
+    }
+    best = max(SCOPES, key=lambda k: (mean_ft[k], k == default))
+    wins = {
+        k: sum(ft[a, s, k] > ft[a, s, o] for a, s in pairs for o in SCOPES if o != k)
+        for k in SCOPES
+    }
+    return {
+        "scope": best,
+        "criterion": "higher mean FT validation accuracy, averaged over architectures "
+        "and sparsities",
+        "mean_ft_val_acc": mean_ft,
+        "mean_noft_val_acc": mean_noft,
+        "cells_won_ft": wins,
+        "cells": [list(p) for p in pairs],
+        "library_default": default,
+        "agrees_with_library_default": best == default,
+    }
+
+
+def fmt(s: dict | None, digits: int = 3) -> str:
+    if s is None:
+        return "—"
+    if digits == 0:
+        return f"{s['mean']:.0f} [{s['min']:.0f}, {s['max']:.0f}]"
+    return f"{s['mean']:.{digits}f} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
+
+
+def table(summary) -> str:
+    lines = [
+        f"{'arch':<7}{'sparsity':>8}  {'scope':<7}{'n':>2}  {'NoFT val acc':<22}"
+        f"{'FT val acc':<22}{'params kept':<24}{'kept':>6}"
+    ]
+    for c in summary:
+        kept = f"{c['params_kept']['mean']:>6.1%}" if c["n"] else f"{'—':>6}"
+        errors = f"  ({c['errors']} failed)" if c["errors"] else ""
+        lines.append(
+            f"{c['arch']:<7}{c['sparsity']:>8.2f}  {c['scope']:<7}{c['n']:>2}  "
+            f"{fmt(c.get('noft_val_acc')):<22}{fmt(c.get('ft_val_acc')):<22}"
+            f"{fmt(c.get('params'), 0):<24}{kept}{errors}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=25, help="training epochs of each model")
+    parser.add_argument(
+        "--archs", nargs="+", choices=list(ARCHITECTURES), default=list(ARCHITECTURES)
+    )
+    parser.add_argument("--sparsities", type=float, nargs="+", default=list(SPARSITIES))
+    parser.add_argument("--quiet", action="store_true", help="print only the table")
+    parser.add_argument("--out", default=OUT, help="JSON path")
+    args = parser.parse_args(argv)
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    start = time.perf_counter()
+    origin = provenance()  # before any work: the code this run imported
+    rows, models = [], []
+    for seed in args.seeds:
+        fit, val = split(seed)
+        for arch in args.archs:
+            build, fit_model = ARCHITECTURES[arch]
+            tick = time.perf_counter()
+            model = fit_model(build(seed=seed), (fit, None), epochs=args.epochs, seed=seed)
+            dense = {
+                "seed": seed,
+                "arch": arch,
+                "dense_val_acc": kf.evaluate(model, val).accuracy,
+                "dense_params": int(model.count_params()),
+            }
+            seconds = time.perf_counter() - tick
+            models.append(dict(dense, n_fit=len(fit[1]), n_val=len(val[1]), seconds=seconds))
+            say(
+                f"[seed {seed}] {arch}: dense val acc {dense['dense_val_acc']:.4f}, "
+                f"{dense['dense_params']} params ({seconds:.0f}s)"
+            )
+            for sparsity in args.sparsities:
+                for scope in SCOPES:
+                    row = dict(dense, sparsity=sparsity, scope=scope)
+                    try:
+                        row.update(prune_row(model, fit, val, seed, sparsity, scope))
+                        say(
+                            f"   sp={sparsity} {scope:6}: NoFT {row['noft_val_acc']:.4f} "
+                            f"FT {row['ft_val_acc']:.4f} params {row['params']} "
+                            f"units {row['units_removed']}/{row['units_total']}"
+                        )
+                    except Exception as e:  # recorded, reported and counted below
+                        row["error"] = f"{type(e).__name__}: {e}"
+                        row["traceback"] = traceback.format_exc()
+                        print(f"   FAILED sp={sparsity} {scope}: {row['error']}", flush=True)
+                    rows.append(row)
+            keras.backend.clear_session()
+    summary = summarize(rows, args.archs, args.sparsities)
+    choice = recommend(summary)
+    seconds = time.perf_counter() - start
+    failed = [r for r in rows if "error" in r]
+    print(
+        f"\nDISCEDIT-SP, shrink=True, FT = {FINE_TUNE.epochs} epoch at lr "
+        f"{FINE_TUNE.learning_rate}; validation accuracy (stratified {VAL_FRACTION:.0%} of "
+        f"the digits training split), mean [min, max] over seeds {args.seeds}; "
+        "test split never touched\n" + table(summary)
+    )
+    if choice["scope"] is None:
+        print("\nrecommended scope: none (no architecture × sparsity completed with both scopes)")
+    else:
+        means = ", ".join(f"{k} {v:.4f}" for k, v in choice["mean_ft_val_acc"].items())
+        print(
+            f"\nrecommended scope: {choice['scope']} (mean FT val acc over "
+            f"{len(choice['cells'])} architecture × sparsity cells: {means}); library "
+            f"default {choice['library_default']!r} "
+            + ("agrees" if choice["agrees_with_library_default"] else "DISAGREES")
+        )
+    if len(args.seeds) < 3 or len(args.archs) < 3:
+        print("note: fewer than the protocol's 3 seeds and 3 architectures")
+    if failed:
+        print(f"{len(failed)} of {len(rows)} runs FAILED (errors recorded in the JSON rows)")
+    result = {
+        "protocol": {
+            "dataset": "digits (kf.datasets.load('digits', seed=seed))",
+            "split": f"stratified {VAL_FRACTION:.0%} validation split of the training part, "
+            "random_state=seed; models trained, scored and fine-tuned on the rest",
+            "test_split": "never touched",
+            "seeds": args.seeds,
+            "architectures": args.archs,
+            "sparsities": args.sparsities,
+            "scopes": list(SCOPES),
+            "spread": "mean, min and max over the seeds",
+        },
+        "config": {
+            "epochs": args.epochs,
+            "method": "discedit",
+            "granularity": "unit",
+            "shrink": True,
+            "fine_tune": {"epochs": FINE_TUNE.epochs, "learning_rate": FINE_TUNE.learning_rate},
+            "noft": "report.after of the fine-tuning call (the state before fine-tuning)",
+        },
+        "provenance": origin,
+        "recommendation": choice,
+        "summary": summary,
+        "models": models,
+        "rows": rows,
+        "failed": len(failed),
+        "seconds": seconds,
+    }
+    path = write_json(args.out, result)
+    print(f"\n{seconds:.0f}s; wrote {path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
