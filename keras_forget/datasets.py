@@ -93,20 +93,51 @@ def _load_digits(test_fraction: float, seed: int) -> tuple[Split, Split]:
 
 
 def _load_tfds(name: str, data_dir: str | None, max_examples: int | None) -> tuple[Split, Split]:
-    import tensorflow_datasets as tfds
-
+    try:
+        import tensorflow_datasets as tfds
+    except ModuleNotFoundError as err:
+        raise DatasetUnavailableError(_missing_module_message(name, err)) from err
     try:
         train_ds, test_ds = tfds.load(
             name, split=["train", "test"], as_supervised=True, data_dir=data_dir
         )
     except Exception as err:  # tfds raises several types when data is missing.
+        if _missing_module(err):
+            raise DatasetUnavailableError(_missing_module_message(name, err)) from err
+        where = (
+            f"data_dir={data_dir!r}"
+            if data_dir
+            else "data_dir=None (tfds's default, ~/tensorflow_datasets)"
+        )
+        reported = " ".join(f"{type(err).__name__}: {err}".split())
         raise DatasetUnavailableError(
-            f"Could not load tfds dataset {name!r} from data_dir={data_dir!r}. "
-            "It must be downloaded and prepared there first (for example with "
-            f"`tfds build {name}` on a machine with network access); tfds cannot "
-            "download offline."
+            f"tfds dataset {name!r} is not prepared in {where} and could not be downloaded "
+            "(tfds cannot download offline). Prepare it on a machine with network access "
+            f"(`tfds build {name} --data_dir DIR`), copy DIR here and pass it as data_dir "
+            f"(keras-forget: --data-dir DIR). tfds reported: {reported[:300]}"
         ) from err
     return _to_numpy(train_ds, max_examples), _to_numpy(test_ds, max_examples)
+
+
+def _missing_module(err: BaseException | None) -> str | None:
+    """The top-level name of a module whose absence caused ``err``, if one did."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, ModuleNotFoundError) and err.name:
+            return err.name.split(".")[0]
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _missing_module_message(name: str, err: BaseException) -> str:
+    module = _missing_module(err) or "tensorflow_datasets"
+    return (
+        f"Loading tfds dataset {name!r} needs the Python module {module!r}, which is not "
+        f"installed: install it with `pip install {module}`. (A missing module, not missing "
+        "data. Once it is installed, tfds downloads the data if the network allows, or reads "
+        "it prepared in data_dir; keras-forget: --data-dir DIR.)"
+    )
 
 
 def _to_numpy(ds, max_examples: int | None) -> Split:
