@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -37,8 +35,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from discedit_cnn import resnet, train, vgg  # noqa: E402
+from provenance import provenance  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
@@ -82,33 +80,6 @@ ARCHITECTURES = {
     "vgg": (vgg, train),
     "resnet": (resnet, train),
 }
-
-
-def provenance() -> dict:
-    """The git commit, whether the work tree differs from it (untracked files included) and
-    the library versions."""
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=HERE, capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    status = git("status", "--porcelain")
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": None if status is None else bool(status),
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-            "keras_forget": kf.__version__,
-        },
-    }
 
 
 def split(seed: int):

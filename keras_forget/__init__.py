@@ -8,9 +8,11 @@ a :class:`Result`; :func:`export` ships a stripped, sparse SavedModel and
 TFLite file.
 """
 
-from keras_forget import datasets, scores, selection
-from keras_forget.api import prune, prune_for_class
-from keras_forget.data import Data
+import importlib
+import sys
+import types
+from typing import Any
+
 from keras_forget.errors import (
     DatasetUnavailableError,
     ExportError,
@@ -23,20 +25,64 @@ from keras_forget.errors import (
     SurgeryError,
     UnsupportedLayerError,
 )
-from keras_forget.export import ExportReport, export
-from keras_forget.generative import (
-    ConditionalGenerator,
-    GenerationRates,
-    judge_rates,
-    rate_generator,
-)
-from keras_forget.generative_plots import plot_generations
-from keras_forget.metrics import Evaluation, evaluate
-from keras_forget.report import PruningStep, Report, Result
-from keras_forget.selection import GradualSchedule
-from keras_forget.surgery.masking import mask_model, masks_of, strip
-from keras_forget.sweep import Curve, sweep
-from keras_forget.training import FineTune
+
+#: Public name -> the module it lives in. Loaded on first use, so ``import keras_forget``
+#: (and ``keras-forget --help``) does not import TensorFlow.
+_LAZY = {
+    "prune": "keras_forget.api",
+    "prune_for_class": "keras_forget.api",
+    "Data": "keras_forget.data",
+    "ExportReport": "keras_forget.export",
+    "export": "keras_forget.export",
+    "ConditionalGenerator": "keras_forget.generative",
+    "GenerationRates": "keras_forget.generative",
+    "judge_rates": "keras_forget.generative",
+    "rate_generator": "keras_forget.generative",
+    "plot_generations": "keras_forget.generative_plots",
+    "Evaluation": "keras_forget.metrics",
+    "evaluate": "keras_forget.metrics",
+    "PruningStep": "keras_forget.report",
+    "Report": "keras_forget.report",
+    "Result": "keras_forget.report",
+    "GradualSchedule": "keras_forget.selection",
+    "mask_model": "keras_forget.surgery.masking",
+    "masks_of": "keras_forget.surgery.masking",
+    "strip": "keras_forget.surgery.masking",
+    "Curve": "keras_forget.sweep",
+    "sweep": "keras_forget.sweep",
+    "FineTune": "keras_forget.training",
+}
+_SUBMODULES = ("datasets", "scores", "selection")
+
+
+def _load(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"keras_forget.{name}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+class _Package(types.ModuleType):
+    """Resolves the public names lazily; ``export`` and ``sweep`` stay the functions even
+    after their modules of the same name are imported (which sets the attribute)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _LAZY or name in _SUBMODULES:
+            value = _load(name)
+            setattr(self, name, value)
+            return value
+        raise AttributeError(f"module 'keras_forget' has no attribute {name!r}")
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if name in ("export", "sweep") and isinstance(value, types.ModuleType):
+            return getattr(value, name)
+        return value
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(_LAZY) | set(_SUBMODULES))
+
+
+sys.modules[__name__].__class__ = _Package
 
 __version__ = "0.1.0"
 

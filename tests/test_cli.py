@@ -331,11 +331,6 @@ def test_help_imports_no_tensorflow(tmp_path):
     assert "tensorflow imported: False" in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keras_forget/__init__.py imports TensorFlow eagerly (api, export, ...); "
-    "cli.py itself does not (test above). Passes once the package __init__ is lazy.",
-)
 def test_help_through_python_m_imports_no_tensorflow(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
