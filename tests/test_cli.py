@@ -2,7 +2,7 @@
 
 Errors and exit codes are checked through subprocesses. Most run the CLI through
 ``LAZY``, a launcher that registers the ``keras_forget`` package without running its
-``__init__`` (which imports TensorFlow): it shows what ``cli.py`` itself imports, so
+``__init__`` (which imports TensorFlow): it shows what the ``cli`` package itself imports, so
 that argument errors and ``--help`` are seen to come before TensorFlow is imported.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from keras_forget import cli, datasets, run_outputs
+from keras_forget.cli import arguments, job, quiet
 from keras_forget.errors import DatasetUnavailableError, InvalidArgumentError
 
 from .conftest import keras3_mlp, tf_keras_mlp, train
@@ -54,7 +55,7 @@ def _cli(args, cwd, *, lazy=True, timeout=300):
 def _files(directory):
     """``{relative path: bytes}`` of the run's set in ``directory``."""
     out = {}
-    for name in cli.OUTPUTS:
+    for name in arguments.OUTPUTS:
         path = directory / name
         paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         out.update({str(p.relative_to(directory)): p.read_bytes() for p in paths})
@@ -118,13 +119,13 @@ def test_cache_is_keyed_by_everything_that_shapes_the_classifier(tmp_path, digit
             out=str(tmp_path), epochs=epochs, seed=0, retrain=False, quiet=True
         )
 
-    cli.classifier(args(1), digits[0], "digits", 10)
+    job.classifier(args(1), digits[0], "digits", 10)
     (first,) = tmp_path.glob("digits_mlp-*.keras")
     stamp = first.stat().st_mtime_ns
-    cli.classifier(args(1), digits[0], "digits", 10)  # same settings: reused
+    job.classifier(args(1), digits[0], "digits", 10)  # same settings: reused
     assert list(tmp_path.glob("digits_mlp-*.keras")) == [first]
     assert first.stat().st_mtime_ns == stamp
-    cli.classifier(args(2), digits[0], "digits", 10)  # other epochs: trained anew
+    job.classifier(args(2), digits[0], "digits", 10)  # other epochs: trained anew
     assert len(list(tmp_path.glob("digits_mlp-*.keras"))) == 2
 
     from keras_forget import models
@@ -156,10 +157,10 @@ def test_tf_keras_saved_model_directory_loads_as_tf_keras(tmp_path):
     model = tf_keras_mlp()
     model.save(tmp_path / "saved")
     assert (tmp_path / "saved" / "saved_model.pb").exists()
-    cli._check_model_path(str(tmp_path / "saved"))
+    arguments._check_model_path(str(tmp_path / "saved"))
     from keras_forget import _keras
 
-    assert _keras.flavor(cli.load_model(str(tmp_path / "saved"))) == "tf_keras"
+    assert _keras.flavor(job.load_model(str(tmp_path / "saved"))) == "tf_keras"
 
 
 def test_debug_shows_the_exception(tmp_path):
@@ -175,12 +176,12 @@ def test_retain_drop_is_measured_after_fine_tuning_when_it_ran():
         Eval(retain_accuracy=0.5),
         Eval(retain_accuracy=0.88),
     )
-    ran = cli.retain_check(Eval(before=before, after=after, fine_tuned=tuned), 5.0)
+    ran = job.retain_check(Eval(before=before, after=after, fine_tuned=tuned), 5.0)
     assert ran["stage"] == "fine_tuned" and ran["passed"]
     assert abs(ran["drop_points"] - 2.0) < 1e-9
-    skipped = cli.retain_check(Eval(before=before, after=after, fine_tuned=None), 5.0)
+    skipped = job.retain_check(Eval(before=before, after=after, fine_tuned=None), 5.0)
     assert skipped["stage"] == "after" and not skipped["passed"]
-    assert cli.retain_check(Eval(before=before, after=after, fine_tuned=None), 40.0)["passed"]
+    assert job.retain_check(Eval(before=before, after=after, fine_tuned=None), 40.0)["passed"]
 
 
 # -- tfds messages ---------------------------------------------------------------------------
@@ -233,12 +234,12 @@ def test_mnist_not_prepared_says_so_and_names_data_dir(tmp_path, monkeypatch):
 def test_quiet_sets_the_log_level_only_if_unset_and_not_verbose(monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-    assert cli.quiet_tensorflow(verbose=True) is False
+    assert quiet.quiet_tensorflow(verbose=True) is False
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-    assert cli.quiet_tensorflow(verbose=False) is True
+    assert quiet.quiet_tensorflow(verbose=False) is True
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
-    assert cli.quiet_tensorflow(verbose=False) is False
+    assert quiet.quiet_tensorflow(verbose=False) is False
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert os.environ.get("CUDA_VISIBLE_DEVICES") == devices  # GPUs stay visible
 
@@ -249,10 +250,10 @@ def test_filtered_stderr_drops_tensorflow_start_up_lines_only(capfd):
         "I0000 00:00:1795258836.618706   26380 cudart_stub.cc:31] Could not find cuda drivers\n"
         "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
     )
-    with cli.filtered_stderr():
+    with quiet.filtered_stderr():
         os.write(2, (noise + "a real problem\n").encode())
     assert capfd.readouterr().err == "a real problem\n"
-    with pytest.raises(RuntimeError), cli.filtered_stderr():
+    with pytest.raises(RuntimeError), quiet.filtered_stderr():
         os.write(2, noise.encode())
         raise RuntimeError
     assert capfd.readouterr().err == noise  # a failure shows everything
@@ -318,7 +319,9 @@ def test_parser_defaults_are_the_verbs_defaults():
     assert "gradxweight" in cli.parser().format_help()
     assert set(cli.WEIGHT_METHODS) == set(scores.names())
     assert set(cli.UNIT_METHODS) == {*scores.units.names(), "discedit"}
-    assert cli.DEFAULT_METHOD == {g: api.DEFAULT_METHOD["forget", g] for g in ("weight", "unit")}
+    assert arguments.DEFAULT_METHOD == {
+        g: api.DEFAULT_METHOD["forget", g] for g in ("weight", "unit")
+    }
 
 
 # -- subprocesses: exit codes and clean errors -----------------------------------------------

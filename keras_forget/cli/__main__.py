@@ -1,0 +1,7 @@
+"""``python -m keras_forget.cli``."""
+
+import sys
+
+from keras_forget.cli import main
+
+sys.exit(main())
