@@ -9,12 +9,15 @@ passed in is never changed.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from keras_forget import _keras, checks, gradual, pipeline, scores, selection, training
 from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
+from keras_forget.introspect.registry import LeftWhole
 from keras_forget.report import Result
 from keras_forget.scores import Objective
 from keras_forget.selection import amount as amount_search
@@ -60,12 +63,39 @@ def _fraction(value: Any, name: str, low: float, high: float) -> float:
     return float(value)
 
 
-def _common(model: Any, granularity: str, batch_size: int, verbose: bool, tune: Any) -> None:
+def _common(
+    model: Any, granularity: str, batch_size: int, verbose: bool, tune: Any, strict: Any
+) -> list[LeftWhole]:
+    """Checks the arguments both verbs share; returns the layers to leave whole."""
     checks.granularity(granularity)
     checks.batch_size(batch_size)
     checks.flag(verbose, "verbose")
     training.check(tune)
-    checks.model(model)
+    return checks.model(model, strict=checks.flag(strict, "strict"))
+
+
+def _warn_left_whole(left: list[LeftWhole]) -> tuple[str, ...]:
+    """One warning naming every layer left whole; their names, for the report."""
+    if left:
+        named = ", ".join(f"{item.name} ({item.class_name})" for item in left)
+        params = sum(item.params for item in left)
+        many = len(left) > 1
+        warnings.warn(
+            f"{len(left)} layer{'s' if many else ''} left whole: {named}. keras_forget "
+            f"cannot prune {'their' if many else 'its'} weights ({params} parameters), which "
+            f"are kept as they are; implement `get_prunable_weights()` to prune them, or pass "
+            f"strict=True to refuse such layers.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return tuple(item.name for item in left)
+
+
+def _reporting(result: Result, left: tuple[str, ...]) -> Result:
+    """``result`` with the layers left whole in its report."""
+    if left:
+        result.report = dataclasses.replace(result.report, left_whole=left)
+    return result
 
 
 def _eval_and_train(
@@ -121,6 +151,7 @@ def prune_for_class(
     steps: int | None = None,
     batch_size: int = 64,
     verbose: bool = True,
+    strict: bool = False,
 ) -> Result:
     """Makes a model forget one or more classes by pruning what is specific to them.
 
@@ -157,17 +188,22 @@ def prune_for_class(
         steps: for a dataset, the most batches to read (required if it repeats).
         batch_size: scoring batch size.
         verbose: show progress.
+        strict: raise :class:`~keras_forget.UnsupportedLayerError` (before any
+            work) for a layer with trainable weights keras_forget cannot prune.
+            By default such layers are left whole: one warning names them and
+            ``report.left_whole`` lists them.
 
     Returns:
         A :class:`~keras_forget.report.Result`.
 
     Raises:
         InvalidArgumentError: a bad argument, named in the message.
+        UnsupportedLayerError: with ``strict=True``, a layer that cannot be pruned.
         NotPrunableError: a model with nothing prunable.
         NonFiniteError: NaN or infinite weights or scores.
         TypeError: ``model`` is not a Keras model.
     """
-    _common(model, granularity, batch_size, verbose, fine_tune)
+    left = _common(model, granularity, batch_size, verbose, fine_tune, strict)
     score = _method(method, "forget", granularity)
     amount = amount_search.check(amount, granularity)
     scope = selection.check_scope(DEFAULT_SCOPE["forget", granularity] if scope is None else scope)
@@ -196,6 +232,7 @@ def prune_for_class(
     check, split, train = _eval_and_train(
         model, data, eval_data, fine_tune, classes, targets, steps, batch_size
     )
+    left_names = _warn_left_whole(left)
     job = pipeline.Job(
         granularity,
         score,
@@ -211,7 +248,8 @@ def prune_for_class(
         batch_size=batch_size,
         verbose=verbose,
     )
-    return pipeline.run(model, job, data, check=check, eval_split=split, train=train)
+    result = pipeline.run(model, job, data, check=check, eval_split=split, train=train)
+    return _reporting(result, left_names)
 
 
 def prune(
@@ -229,6 +267,7 @@ def prune(
     steps: int | None = None,
     batch_size: int = 64,
     verbose: bool = True,
+    strict: bool = False,
 ) -> Result:
     """Compresses a model by pruning the least salient weights (or units).
 
@@ -258,16 +297,21 @@ def prune(
         steps: for a dataset, the most batches to read (required if it repeats).
         batch_size: scoring batch size.
         verbose: show progress.
+        strict: raise :class:`~keras_forget.UnsupportedLayerError` (before any
+            work) for a layer with trainable weights keras_forget cannot prune.
+            By default such layers are left whole: one warning names them and
+            ``report.left_whole`` lists them.
 
     Returns:
         A :class:`~keras_forget.report.Result` (with ``history`` when gradual).
 
     Raises:
         InvalidArgumentError: a bad argument, named in the message.
+        UnsupportedLayerError: with ``strict=True``, a layer that cannot be pruned.
         NotPrunableError: a model with nothing prunable.
         TypeError: ``model`` is not a Keras model.
     """
-    _common(model, granularity, batch_size, verbose, fine_tune)
+    left = _common(model, granularity, batch_size, verbose, fine_tune, strict)
     score = _method(method, "compress", granularity)
     if granularity == "unit":
         sparsity = selection.check_unit_amount(sparsity, "sparsity")
@@ -299,7 +343,8 @@ def prune(
     objective = Objective(from_logits=from_logits, target="log_likelihood")
     if schedule is not None:
         gradual.check(schedule, sparsity, fine_tune, train)
-        return gradual.prune_gradually(
+        left_names = _warn_left_whole(left)
+        result = gradual.prune_gradually(
             model,
             data,
             score=score,
@@ -314,6 +359,8 @@ def prune(
             batch_size=batch_size,
             verbose=verbose,
         )
+        return _reporting(result, left_names)
+    left_names = _warn_left_whole(left)
     job = pipeline.Job(
         granularity,
         score,
@@ -327,7 +374,8 @@ def prune(
         batch_size=batch_size,
         verbose=verbose,
     )
-    return pipeline.run(model, job, data, check=check, eval_split=split, train=train)
+    result = pipeline.run(model, job, data, check=check, eval_split=split, train=train)
+    return _reporting(result, left_names)
 
 
 def _first_inputs(model: Any, data: Data | None, tune: FineTune | None, eval_data: Any) -> Any:

@@ -9,7 +9,7 @@ import numpy as np
 from keras_forget import _keras
 from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError, NonFiniteError
-from keras_forget.introspect.registry import prunable_weights
+from keras_forget.introspect.registry import LeftWhole, left_whole, prunable_weights
 from keras_forget.scores.objective import outputs_are_probabilities
 
 GRANULARITIES = ("weight", "unit")
@@ -36,21 +36,32 @@ def batch_size(value: Any) -> int:
     return int(value)
 
 
-def model(model: Any) -> None:
+def model(model: Any, *, strict: bool = False) -> list[LeftWhole]:
     """A built Keras 3 or tf_keras model with finite prunable weights.
+
+    Args:
+        model: the model a verb was given.
+        strict: refuse layers whose weights cannot be pruned, instead of
+            leaving them whole.
+
+    Returns:
+        The layers that will be left whole (see
+        :func:`keras_forget.introspect.registry.left_whole`).
 
     Raises:
         TypeError: not a Keras model (the error derives from TypeError).
         InvalidArgumentError: not built.
+        UnsupportedLayerError: with ``strict``, a layer that cannot be pruned.
         NotPrunableError: nothing prunable.
         NonFiniteError: NaN or infinite weights.
     """
     _keras.flavor(model)
     if not model.built:
         raise InvalidArgumentError("`model` is not built: call it on data or build() it first.")
-    for key, w in prunable_weights(model).items():
+    for key, w in prunable_weights(model, strict=strict).items():
         if not np.all(np.isfinite(w.variable.numpy())):
             raise NonFiniteError(f"`model` weight {key!r} contains NaN or infinity.")
+    return left_whole(model)
 
 
 def outputs(model: Any, sample: Any) -> tuple[int, bool]:

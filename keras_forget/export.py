@@ -92,8 +92,8 @@ def sparsity(model: Any) -> float:
         A number in [0, 1].
 
     Raises:
-        NotPrunableError: the model has no prunable weight.
-        UnsupportedLayerError: a layer's weights are of a kind the library does not know.
+        NotPrunableError: the model has no prunable weight (layers it cannot prune are
+            left whole and not counted).
     """
     weights = [np.asarray(w.variable.numpy()) for w in prunable_weights(model).values()]
     total = sum(w.size for w in weights)

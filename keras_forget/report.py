@@ -55,6 +55,10 @@ class Report:
             ``"data"``, the very examples that were scored).
         auto_reached: with ``amount="auto"``, whether the goal was met on the
             grid (None when the amount was given).
+        left_whole: names of the layers with trainable weights keras_forget
+            cannot prune, kept as they were (``pruned`` and ``total`` do not
+            count them); see
+            :func:`keras_forget.introspect.registry.left_whole`.
     """
 
     method: str
@@ -70,6 +74,7 @@ class Report:
     granularity: str = "weight"
     eval_split: str = "data"
     auto_reached: bool | None = None
+    left_whole: tuple[str, ...] = ()
 
     @property
     def sparsity(self) -> float:
@@ -105,9 +110,11 @@ class Report:
     def __str__(self) -> str:
         what = f"forget {list(self.target_classes)}" if self.target_classes else "compress"
         table = self.table()
+        left = f"\nleft whole (not prunable): {', '.join(self.left_whole)}"
         return (
             f"{what} with {self.method} ({self.scope}): pruned {self.pruned}/{self.total} "
             f"{self.granularity}s ({self.sparsity:.2%}) in {self.seconds.get('total', 0.0):.1f}s"
+            + (left if self.left_whole else "")
             + (f"\naccuracy on {self.eval_split}:\n{table}" if table else "")
         )
 

@@ -107,7 +107,7 @@ class Scale(keras.layers.Layer):
         return x * self.scale
 
 
-def test_unsupported_layer_is_named_with_the_fix(data):
+def test_an_unprunable_layer_is_left_whole_or_refused_with_strict(data):
     m = keras.Sequential(
         [
             keras.Input((8, 8, 1)),
@@ -117,7 +117,10 @@ def test_unsupported_layer_is_named_with_the_fix(data):
         ]
     )
     with pytest.raises(UnsupportedLayerError, match="my_scale.*get_prunable_weights"):
-        kf.prune_for_class(m, data, 3, verbose=False)
+        kf.prune_for_class(m, data, 3, strict=True, verbose=False)
+    with pytest.warns(UserWarning, match=r"1 layer left whole: my_scale \(Scale\)"):
+        result = kf.prune_for_class(m, data, 3, verbose=False)
+    assert result.report.left_whole == ("my_scale",)
 
 
 def test_non_finite_weights(model, data):

@@ -131,3 +131,86 @@ def test_assert_pruned_zero_goes_red_when_a_pruned_weight_moves(flavor):
     else:
         # Keras 3's strip only drops the constraints: the leak survives it.
         assert stripped[position] == 0.5
+
+
+def _recurrent_model(km):
+    """Bidirectional(LSTM) -> TimeDistributed(Dense) -> GRU -> Dense, on (5, 3) sequences."""
+    km.utils.set_random_seed(0)
+    L = km.layers
+    return km.Sequential(
+        [
+            km.Input((5, 3)),
+            L.Bidirectional(L.LSTM(4, return_sequences=True, name="lstm"), name="bi"),
+            L.TimeDistributed(L.Dense(3, name="inner"), name="td"),
+            L.GRU(4, name="gru"),
+            L.Dense(10, name="out", activation="softmax"),
+        ]
+    )
+
+
+RECURRENT_KEYS = {
+    "bi/forward_lstm/kernel",
+    "bi/forward_lstm/recurrent_kernel",
+    "bi/backward_lstm/kernel",
+    "bi/backward_lstm/recurrent_kernel",
+    "td/inner/kernel",
+    "gru/kernel",
+    "gru/recurrent_kernel",
+    "out/kernel",
+}
+
+
+def _fit_sequences(model, km, **compile_kwargs):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((32, 5, 3)).astype("float32"), np.arange(32) % 10
+    model.compile(km.optimizers.Adam(0.05), "sparse_categorical_crossentropy", **compile_kwargs)
+    callbacks = tfmot.callbacks(model) if _keras.flavor(model) == "tf_keras" else []
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=callbacks)
+
+
+@pytest.mark.parametrize("compile_kwargs", [{}, {"steps_per_execution": 2}])
+def test_keras3_recurrent_cells_hold_masks_as_constraints_through_fit(compile_kwargs):
+    model = _recurrent_model(keras)
+    masks = _random_masks(model)
+    assert set(masks) == RECURRENT_KEYS
+    masked = masking.mask_model(model, masks)
+    cell = masked.get_layer("bi").backward_layer.cell
+    assert isinstance(cell.recurrent_kernel.constraint, masking.MaskConstraint)
+    before = {k: v.numpy().copy() for k, v in all_weights(masked).items()}
+    _fit_sequences(masked, keras, **compile_kwargs)
+    assert_pruned_zero(masked, masks)
+    for key, mask in masks.items():  # the kept weights did train
+        assert not np.allclose(all_weights(masked)[key].numpy()[mask], before[key][mask]), key
+    stripped = masking.strip(masked)
+    assert stripped.get_layer("gru").cell.kernel.constraint is None
+    assert set(masking.masks_of(stripped)) == RECURRENT_KEYS
+
+
+def test_tf_keras_recurrent_wrappers_read_assign_and_remask():
+    import tf_keras
+
+    model = _recurrent_model(tf_keras)
+    masks = _random_masks(model)
+    assert set(masks) == RECURRENT_KEYS
+    masked = masking.mask_model(model, masks)
+    assert [type(layer).__name__ for layer in masked.layers] == ["PruneLowMagnitude"] * 4
+    assert not getattr(masked, tfmot.UNHELD, {})  # every mask in a wrapper's mask variables
+    for key, mask in tfmot.read_masks(masked).items():
+        np.testing.assert_array_equal(mask, masks[key])
+    # remask puts pruned weights back to zero after something moved them
+    variables = all_weights(masked)
+    for key in masks:
+        variables[key].assign(np.ones(variables[key].shape, np.float32))
+    tfmot.remask(masked)
+    assert_pruned_zero(masked, masks)
+    # new masks go into the same mask variables
+    new = _random_masks(model, seed=1)
+    tfmot.assign_masks(masked, new)
+    for key, mask in tfmot.read_masks(masked).items():
+        np.testing.assert_array_equal(mask, new[key])
+    _fit_sequences(masked, tf_keras)
+    assert_pruned_zero(masked, new)
+    stripped = masking.strip(masked)
+    assert not tfmot.is_wrapped(stripped)
+    for key, weight in prunable_weights(stripped).items():
+        assert np.all(weight.variable.numpy()[~new[key]] == 0), key

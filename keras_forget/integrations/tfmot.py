@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_forget import _keras
-from keras_forget.introspect.registry import prunable_weights
+from keras_forget.introspect.registry import PATCHED, prunable_weights
 
 
 def _sparsity():
@@ -64,17 +64,40 @@ def wrap_with_masks(model: Any, masks: Mapping[str, np.ndarray], schedule: Any =
     """
     sparsity = _sparsity()
     schedule = schedule or fixed_mask_schedule()
-    layers = {w.layer.name for k, w in prunable_weights(model).items() if k in masks}
+    held: dict[str, list[Any]] = {}
+    for key, weight in prunable_weights(model).items():
+        if key in masks:
+            held.setdefault(weight.layer.name, []).append(weight.variable)
     tfk = _keras.keras_module(model)
 
     def wrap(layer: Any) -> Any:
-        if layer.name in layers:
-            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
-        return layer
+        if layer.name not in held:
+            return layer
+        _hand_over(layer, held[layer.name])
+        return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     wrapped = tfk.models.clone_model(model, clone_function=wrap)
     assign_masks(wrapped, masks)
     return wrapped
+
+
+def _hand_over(layer: Any, variables: list[Any]) -> None:
+    """Makes ``layer`` a tfmot ``PrunableLayer`` whose prunable weights are ``variables``.
+
+    tfmot's own registry would choose the weights itself (none of a depthwise
+    kernel, and it refuses ``Bidirectional`` and ``TimeDistributed``). The
+    function carries the layer's own ``get_prunable_weights`` (or None) under
+    :data:`~keras_forget.introspect.registry.PATCHED`, which the registry reads
+    instead.
+    """
+    variables = list(variables)
+    own = getattr(layer, "get_prunable_weights", None)
+
+    def get_prunable_weights() -> list[Any]:
+        return list(variables)
+
+    setattr(get_prunable_weights, PATCHED, getattr(own, PATCHED, own))
+    layer.get_prunable_weights = get_prunable_weights
 
 
 def _mask_vars(model: Any) -> dict[str, tuple[Any, Any]]:
@@ -252,8 +275,7 @@ def wrap_with_weight_masks(
     def wrap(layer: Any) -> Any:
         if layer.name not in names:
             return layer
-        attributes = tuple(names[layer.name])
-        layer.get_prunable_weights = lambda: [getattr(layer, a) for a in attributes]
+        _hand_over(layer, [getattr(layer, a) for a in names[layer.name]])
         return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     wrapped = tfk.models.clone_model(model, clone_function=wrap)
