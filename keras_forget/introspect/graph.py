@@ -3,24 +3,31 @@
 Every tensor of a model is described by a :class:`Layout`: the channels of its
 last axis, as segments that each belong to a *group*. A Dense or Conv layer
 (a *producer*) starts a new group, one channel per unit. Channel-wise layers
-(BatchNormalization, activations, pooling, dropout) pass the layout on;
-``Add``/``Multiply``/... join the groups of their inputs, so a residual block
-drops the same channels everywhere; ``Concatenate`` lays the segments side by
-side; ``Flatten`` repeats the layout once per spatial position (channels-last).
+(BatchNormalization, depthwise convolutions, ``Conv(groups=channels)``,
+activations, pooling, dropout, a ``Reshape`` keeping the last axis) pass the
+layout on; ``Add``/``Multiply``/... join the groups of their inputs, so a
+residual block drops the same channels everywhere; ``Concatenate`` lays the
+segments side by side; ``Flatten`` repeats the layout once per spatial position
+(channels-last). Op nodes (``keras.ops`` calls, tf_keras ``TFOpLambda``) are
+followed when element-wise with scalar constants (see :mod:`.ops`).
 
-A group that cannot be cut is *frozen*, with the reason: the model's inputs
-and outputs, and every group reaching a layer whose coupling is not followed
-(a reshape, a shared layer, an activation with ``f(0) != 0``, ...). The latter
-are reported with a ``UserWarning`` naming the layer: such units are left
-whole, never cut into a wrong model.
+A removed channel is zero in the masked model unless an activation or op maps
+0 elsewhere (``sigmoid``, ``x + 3.0``): such a segment is *dirty*. A product
+with a clean input, or a BatchNormalization / depthwise layer (whose entries
+for the channel are zeroed), makes it clean again, as in squeeze-and-excite
+blocks; a dirty segment read by a weighted layer keeps its group whole.
 
-The graph is read from ``model.get_config()``, so one code path serves
+A group that cannot be cut is *frozen*, with the reason: the model's inputs and
+outputs, and every group reaching a node whose coupling is not followed (a
+reshape of the channels, a shared layer, LayerNormalization, ...), reported in
+one ``UserWarning`` per graph, a line per group naming the blocker nearest to its
+producers. Such units are left whole, never cut into a wrong model. The graph is
+read from ``model.get_config()`` (:mod:`.topology`): one code path for
 Sequential and functional models of Keras 3 and tf_keras.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
@@ -28,129 +35,21 @@ from typing import Any
 
 import numpy as np
 
-from keras_forget.errors import UnsupportedLayerError
-
-#: Producer class name -> config key of its number of units.
-PRODUCERS: dict[str, str] = {
-    "Dense": "units",
-    "Conv1D": "filters",
-    "Conv2D": "filters",
-    "Conv3D": "filters",
-}
-#: Layers with one weight entry per channel, sliced along the channels.
-CHANNELWISE = frozenset({"BatchNormalization", "DepthwiseConv1D", "DepthwiseConv2D"})
-#: Weightless layers that map channel j to channel j, and zero to zero.
-PASS_THROUGH = frozenset(
-    {"Activation", "ReLU", "LeakyReLU", "ELU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
-     "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Identity",
-     "ActivityRegularization", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
-     "AveragePooling2D", "AveragePooling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
-     "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
-     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D"}
-)  # fmt: skip
-#: Pass-through layers whose output is a block's post-activation output (scored).
-ACTIVATIONS = frozenset({"Activation", "ReLU", "LeakyReLU", "ELU"})
-#: Element-wise merges: their inputs must keep the same channels.
-COUPLING = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"})
-#: Layers that read all channels together: what feeds them is kept whole.
-NEEDS_ALL = frozenset(
-    {"Softmax", "LayerNormalization", "UnitNormalization", "GroupNormalization", "RMSNormalization"}
+from keras_forget.errors import KerasForgetError, UnsupportedLayerError
+from keras_forget.introspect import ops as table
+from keras_forget.introspect.ops import CHANNELWISE, PRODUCERS, OpCall
+from keras_forget.introspect.topology import (
+    INPUT_REASON,
+    OUTPUT_REASON,
+    Group,
+    Layout,
+    Reason,
+    children,
+    nearest_first,
+    topology,
 )
-#: Activations with f(0) = 0: a removed (zero) channel stays zero through them.
-ZERO_AT_ZERO = frozenset(
-    {None, "linear", "relu", "relu6", "elu", "selu", "tanh", "gelu", "swish", "silu", "mish",
-     "leaky_relu", "softsign", "hard_swish", "hard_silu", "celu", "glu", "sparse_plus"}
-)  # fmt: skip
-OUTPUT_REASON = "feeds a model output"
 
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """The channels of a tensor's last axis.
-
-    Attributes:
-        segments: ``(group id, size)`` pairs, in channel order.
-        repeat: how many times the segments repeat (spatial positions after
-            ``Flatten``); 1 for a channels-last tensor.
-    """
-
-    segments: tuple[tuple[int, int], ...]
-    repeat: int = 1
-
-
-@dataclasses.dataclass
-class Group:
-    """Channels removed together.
-
-    Attributes:
-        key: name of the group's first producer (or of the layer that made it).
-        size: number of units.
-        producers: layers whose output units are the group's channels.
-        score_layer: the layer whose output is scored for this group: the last
-            producer, BatchNormalization, activation or merge carrying exactly
-            these channels (the post-BN, post-activation block output).
-        frozen: why the group cannot be cut, or None.
-    """
-
-    key: str
-    size: int
-    producers: list[str] = dataclasses.field(default_factory=list)
-    score_layer: str = ""
-    frozen: str | None = None
-
-    @property
-    def prunable(self) -> bool:
-        return self.frozen is None and bool(self.producers)
-
-
-def _history(obj: Any, out: list[str]) -> None:
-    """Collects parent layer names from an ``inbound_nodes`` entry (either format)."""
-    if isinstance(obj, dict):
-        if obj.get("class_name") == "__keras_tensor__":
-            out.append(obj["config"]["keras_history"][0])
-            return
-        for value in obj.values():
-            _history(value, out)
-    elif isinstance(obj, (list, tuple)):
-        if len(obj) >= 3 and isinstance(obj[0], str) and all(isinstance(i, int) for i in obj[1:3]):
-            out.append(obj[0])
-            return
-        for value in obj:
-            _history(value, out)
-
-
-def _topology(model: Any) -> tuple[list[dict], dict[str, list[str]], list[str], set[str]]:
-    """``(layer configs, parents, output layer names, shared layer names)``."""
-    config = model.get_config()
-    layers = config.get("layers")
-    if not isinstance(layers, list):
-        raise UnsupportedLayerError(
-            f"Structured surgery needs a Sequential or functional model; {model.name!r} "
-            f"({type(model).__name__}) has no layer graph in its config."
-        )
-    parents: dict[str, list[str]] = {}
-    shared: set[str] = set()
-    if "input_layers" in config:  # functional
-        for entry in layers:
-            names: list[str] = []
-            nodes = entry.get("inbound_nodes") or []
-            shared.update([entry["name"]] if len(nodes) > 1 else [])
-            _history(nodes, names)
-            parents[entry["name"]] = names
-        outputs: list[str] = []
-        _history(config["output_layers"], outputs)
-        return layers, parents, outputs, shared
-    if not layers or layers[0]["class_name"] != "InputLayer":
-        shape = list(model.input_shape)
-        layers.insert(0, {"class_name": "InputLayer", "config": {"name": "", "batch_shape": shape}})
-    previous: list[str] = []
-    for entry in layers:
-        name = entry["config"]["name"]
-        entry["name"] = name
-        parents[name] = previous
-        previous = [name]
-    return layers, parents, previous, shared
+__all__ = ["CHANNELWISE", "PRODUCERS", "Graph", "Group", "Layout", "Reason"]
 
 
 class Graph:
@@ -158,48 +57,71 @@ class Graph:
 
     Args:
         model: a built Keras 3 or tf_keras model with known input shapes.
-        warn: emit a ``UserWarning`` for each group left whole because of a
-            layer whose coupling is not followed.
+        warn: emit one ``UserWarning`` listing the groups left whole because of
+            a node whose coupling is not followed, and the blocker of each.
 
     Attributes:
         groups: ``{key: Group}`` for every group, frozen ones included.
-        layouts: ``{layer name: Layout}`` of each layer's output.
-        inputs: ``{layer name: [Layout of each input]}``.
-        classes: ``{layer name: class name}``.
-        order: layer names in topological order.
-        notes: the messages of the warnings.
+        layouts: ``{node name: Layout}`` of each layer's or op's output.
+        inputs: ``{node name: [Layout of each input]}``.
+        classes: ``{node name: class name}`` (ops: ``"keras.ops.add"``, ``"tf.math.add"``).
+        roles: ``{layer name: role}`` of the layers surgery edits: ``"producer"``,
+            ``"channelwise"``, ``"grouped"`` (``Conv(groups=channels)``), ``"reshape"``.
+        ops: ``{node name: OpCall}`` of the op nodes.
+        order: node names in topological order.
+        notes: one line per group left whole (the warning's lines).
     """
 
     def __init__(self, model: Any, *, warn: bool = True) -> None:
         self.model = model
-        layers, self.parents, outputs, shared = _topology(model)
+        try:
+            layers, self.parents, outputs, odd = topology(model)
+            self.ops: dict[str, OpCall] = table.op_calls(model)
+            self._live = {getattr(o, "name", ""): o for o in table.operations(model)}
+        except KerasForgetError:
+            raise
+        except Exception as exc:
+            raise UnsupportedLayerError(
+                f"Cannot read the layer graph of {getattr(model, 'name', model)!r}: {exc!r:.200}"
+            ) from exc
         self.order = [entry["name"] for entry in layers]
         self.classes = {entry["name"]: entry["class_name"] for entry in layers}
+        self.classes.update({name: call.source for name, call in self.ops.items()})
         self.configs = {entry["name"]: entry.get("config", {}) for entry in layers}
         self.layouts: dict[str, Layout] = {}
         self.inputs: dict[str, list[Layout]] = {}
+        self.roles: dict[str, str] = {}
         self._parent: list[int] = []
         self._raw: list[Group] = []
-        self._blocked: dict[int, str] = {}  # group id -> layer that blocks it (warned)
         for name in self.order:
-            self.inputs[name] = [self.layouts[p] for p in self.parents[name]]
-            if name in shared:
-                self.layouts[name] = self._unknown(name, "it is called more than once")
-            else:
-                self.layouts[name] = self._visit(name)
+            self.inputs[name] = [self.layouts[p] for p in self.parents[name] if p in self.layouts]
+            try:
+                if name in odd:
+                    self.layouts[name] = self._unknown(name, "it is shared or has several outputs")
+                elif len(self.inputs[name]) != len(self.parents[name]):
+                    self.layouts[name] = self._unknown(name, "its inputs could not be read")
+                else:
+                    self.layouts[name] = self._visit(name)
+            except KerasForgetError:
+                raise
+            except Exception as exc:  # a node this code misreads is left whole, never a crash
+                self.layouts[name] = self._unknown(name, f"it could not be read ({exc!r:.80})")
         for name in outputs:
-            for gid, _ in self.layouts[name].segments:
-                self._raw[self._find(gid)].frozen = OUTPUT_REASON
+            self._freeze(self.layouts.get(name, Layout(())), Reason("output", name, OUTPUT_REASON))
         self.groups = self._collect()
         self.notes = self._notes()
-        if warn:
-            for note in self.notes:
-                warnings.warn(note, UserWarning, stacklevel=3)
+        if warn and self.notes:
+            warnings.warn(
+                f"Structured surgery leaves {len(self.notes)} unit group(s) of "
+                f"{getattr(model, 'name', 'the model')!r} whole:\n- " + "\n- ".join(self.notes),
+                UserWarning,
+                stacklevel=2,
+            )
 
     # -- building ---------------------------------------------------------------------------
-    def _new(self, key: str, size: int, frozen: str | None = None) -> Layout:
+    def _new(self, key: str, size: int, reason: Reason | None = None) -> Layout:
         self._parent.append(len(self._raw))
-        self._raw.append(Group(key, size, frozen=frozen))
+        self._raw.append(Group(key, size, reasons=[reason] if reason else []))
         return Layout(((len(self._raw) - 1, size),))
 
     def _find(self, gid: int) -> int:
@@ -215,33 +137,42 @@ class Graph:
             self._parent[drop] = keep
             first, second = self._raw[keep], self._raw[drop]
             first.producers += second.producers
-            first.frozen = first.frozen or second.frozen
+            first.reasons += second.reasons
             first.score_layer = max(first.score_layer, second.score_layer, key=self._position)
-            if drop in self._blocked:
-                self._blocked.setdefault(keep, self._blocked[drop])
 
     def _position(self, name: str) -> int:
         return self.order.index(name) if name in self.order else -1
 
-    def _freeze(self, layout: Layout, reason: str, blocker: str | None = None) -> None:
+    def _freeze(self, layout: Layout, reason: Reason) -> None:
         for gid, _ in layout.segments:
-            root = self._find(gid)
-            self._raw[root].frozen = self._raw[root].frozen or reason
-            if blocker is not None:
-                self._blocked.setdefault(root, blocker)
+            self._raw[self._find(gid)].reasons.append(reason)
+
+    def describe(self, name: str) -> str:
+        """``"layer 'fc' (Dense)"`` or ``"op 'add' (keras.ops.add with 3)"``."""
+        if name not in self.ops:
+            return f"layer {name!r} ({self.classes[name]})"
+        values = [f"{float(np.ravel(c)[0]):g}" for c in self.ops[name].constants() if np.size(c)]
+        return f"op {name!r} ({self.classes[name]}{' with ' if values else ''}{', '.join(values)})"
 
     def _unknown(self, name: str, why: str) -> Layout:
         """Keeps every input channel of ``name`` whole; its output is a new frozen group."""
-        blocker = f"layer {name!r} ({self.classes[name]}): {why}"
+        blocker = f"{self.describe(name)}: {why}"
+        self.roles.pop(name, None)
         for layout in self.inputs[name]:
-            self._freeze(layout, f"reaches {blocker}", blocker)
-        size = self._channels(name)
-        return self._new(name, size, frozen=f"made by {blocker}")
+            self._freeze(layout, Reason("block", name, f"reaches {blocker}"))
+        return self._new(name, self._channels(name), Reason("block", name, f"made by {blocker}"))
+
+    def _reject_dirt(self, layout: Layout, name: str) -> None:
+        """Freezes the groups of ``layout`` whose removed channels are not zero."""
+        for (gid, _), reason in zip(layout.segments, layout.dirt()):
+            if reason is not None:
+                text = f"goes through {reason.text}, then {self.describe(name)} reads it"
+                self._freeze(Layout(((gid, 0),)), Reason("block", reason.at, text))
 
     def _channels(self, name: str) -> int:
         try:
             shape = self._shape(name, output=True)
-        except (AttributeError, ValueError, RuntimeError):  # shared or multi-output layers
+        except Exception:  # shared or multi-output nodes
             return 0
         return int(shape[-1]) if shape and shape[-1] is not None else 0
 
@@ -250,30 +181,30 @@ class Graph:
         if self.classes[name] == "InputLayer":
             shape = config.get("batch_shape") or config.get("batch_input_shape")
             return tuple(shape)
-        layer = self.model.get_layer(name)
-        tensor = layer.output if output else layer.input
+        node = self._live.get(name) or self.model.get_layer(name)
+        tensor = node.output if output else node.input
         return tuple(tensor.shape)
 
     def _score_at(self, layout: Layout, name: str) -> None:
-        if len(layout.segments) == 1 and layout.repeat == 1:
+        if len(layout.segments) == 1 and layout.repeat == 1 and name not in self.ops:
             self._raw[self._find(layout.segments[0][0])].score_layer = name
 
     def _visit(self, name: str) -> Layout:
         cls, config, ins = self.classes[name], self.configs[name], self.inputs[name]
+        if name in self.ops:
+            return self._op(self.ops[name], ins)
         if cls == "InputLayer":
-            return self._new(name, self._channels(name), frozen="is a model input")
+            return self._new(name, self._channels(name), Reason("input", name, INPUT_REASON))
+        if len(ins) != 1 and cls not in table.COUPLING and cls != "Concatenate":
+            why = "structured surgery does not know this layer"
+            return self._unknown(name, f"it has {len(ins)} inputs" if cls in PRODUCERS else why)
         if cls in PRODUCERS:
-            return self._producer(name, cls, config)
-        if len(ins) != 1 and cls not in COUPLING and cls != "Concatenate":
-            return self._unknown(name, f"it has {len(ins)} inputs")
+            return self._producer(name, cls, config, ins[0])
         if cls in CHANNELWISE:
             return self._channelwise(name, cls, config, ins[0])
-        if cls in PASS_THROUGH:
-            activation = _activation(cls, config)
-            if activation not in ZERO_AT_ZERO:
-                return self._unknown(name, f"activation {activation!r} does not map 0 to 0")
-            if cls in ACTIVATIONS:
-                self._score_at(ins[0], name)
+        if cls in table.ACTIVATION_LAYERS:
+            return self._activation(name, table.layer_activation(cls, config), ins[0], name)
+        if cls in table.PASS_THROUGH:
             return ins[0]
         if cls == "Flatten":
             if config.get("data_format", "channels_last") != "channels_last":
@@ -281,37 +212,70 @@ class Graph:
             spatial = self._shape(name, output=False)[1:-1]
             if any(d is None for d in spatial):
                 return self._unknown(name, "its input has unknown spatial dimensions")
-            return Layout(ins[0].segments, ins[0].repeat * math.prod(spatial))
-        if cls in COUPLING:
-            return self._couple(name, ins)
+            return Layout(ins[0].segments, ins[0].repeat * math.prod(spatial), ins[0].dirty)
+        if cls == "Reshape":
+            before, after = self._shape(name, output=False), self._shape(name, output=True)
+            if ins[0].repeat != 1 or before[-1] is None or before[-1] != after[-1]:
+                return self._unknown(name, "it does not keep the last axis")
+            self.roles[name] = "reshape"
+            return ins[0]
+        if cls in table.COUPLING:
+            return self._couple(name, ins, product=cls == "Multiply")
         if cls == "Concatenate":
             if config.get("axis", -1) not in (-1, len(self._shape(name, output=True)) - 1):
                 return self._unknown(name, "it does not concatenate the last axis")
             if any(layout.repeat != 1 for layout in ins):
                 return self._unknown(name, "it concatenates flattened tensors")
-            return Layout(tuple(s for layout in ins for s in layout.segments))
-        if cls in NEEDS_ALL:
-            self._freeze(ins[0], f"feeds {name!r} ({cls}), which reads all channels together")
+            dirt = tuple(d for layout in ins for d in layout.dirt())
+            segments = tuple(s for layout in ins for s in layout.segments)
+            return Layout(segments, 1, dirt if any(dirt) else ())
+        if cls in table.NEEDS_ALL:
+            self._freeze(ins[0], Reason("block", name, self._reads_all(name)))
             return ins[0]
         return self._unknown(name, "structured surgery does not know this layer")
 
-    def _producer(self, name: str, cls: str, config: Mapping[str, Any]) -> Layout:
-        if cls != "Dense" and (
-            config.get("groups", 1) != 1
-            or config.get("data_format", "channels_last") != "channels_last"
-        ):
-            return self._unknown(name, "grouped or channels_first convolution")
-        if len(self.inputs[name]) != 1:
-            return self._unknown(name, "it has several inputs")
+    def _reads_all(self, name: str) -> str:
+        return f"reaches {self.describe(name)}, which reads all channels together"
+
+    def _activation(self, name: str, activation: Any, layout: Layout, score: str | None) -> Layout:
+        """``layout`` through ``name``'s activation (scored at ``score`` when given)."""
+        effect = table.activation_effect(activation)
+        if effect in (table.ZERO, table.NONZERO) and score:
+            self._score_at(layout, score)
+        if effect == table.ZERO:
+            return layout
+        if effect == table.NONZERO:
+            why = f"{self.describe(name)}, whose activation {activation!r} does not map 0 to 0"
+            return layout.soiled(Reason("block", name, why))
+        if effect == table.ALL_CHANNELS:
+            self._freeze(layout, Reason("block", name, self._reads_all(name)))
+            return layout
+        why = "halves the channels" if effect == table.HALVES else "is not known"
+        blocker = f"{self.describe(name)}: activation {activation!r} {why}"
+        self._freeze(layout, Reason("block", name, f"reaches {blocker}"))
+        return self._new(name, self._channels(name), Reason("block", name, f"made by {blocker}"))
+
+    def _producer(self, name: str, cls: str, config: Mapping[str, Any], ins: Layout) -> Layout:
+        if cls != "Dense":
+            if config.get("data_format", "channels_last") != "channels_last":
+                return self._unknown(name, "channels_first convolution")
+            if config.get("depth_multiplier", 1) != 1:  # SeparableConv
+                return self._unknown(name, "depth_multiplier != 1")
+            groups = int(config.get("groups", 1) or 1)
+            channels = self._shape(name, output=False)[-1]
+            if groups == channels == config["filters"] and groups > 1:
+                self.roles[name] = "grouped"  # one filter per channel: channel-wise
+                return self._channelwise(name, cls, config, ins)
+            if groups != 1:
+                why = f"grouped convolution (groups={groups}) is followed only when groups == "
+                return self._unknown(name, why + "input channels == filters")
+        self._reject_dirt(ins, name)
         layout = self._new(name, int(config[PRODUCERS[cls]]))
         group = self._raw[layout.segments[0][0]]
         group.producers.append(name)
         group.score_layer = name
-        activation = _activation(cls, config)
-        if activation not in ZERO_AT_ZERO:
-            blocker = f"layer {name!r} ({cls}): activation {activation!r} does not map 0 to 0"
-            self._freeze(layout, blocker, blocker)
-        return layout
+        self.roles[name] = "producer"
+        return self._activation(name, table.layer_activation(cls, config), layout, None)
 
     def _channelwise(
         self, name: str, cls: str, config: Mapping[str, Any], layout: Layout
@@ -326,11 +290,13 @@ class Graph:
             return self._unknown(name, "depth_multiplier != 1")
         if layout.repeat != 1:
             return self._unknown(name, "its input is flattened")
-        if cls == "BatchNormalization":
+        self.roles.setdefault(name, "channelwise")
+        if cls == "BatchNormalization":  # a zeroed gamma and beta give exactly zero
             self._score_at(layout, name)
-        return layout
+            return layout.clean() if config.get("scale", True) else layout
+        return self._activation(name, table.layer_activation(cls, config), layout.clean(), None)
 
-    def _couple(self, name: str, ins: list[Layout]) -> Layout:
+    def _couple(self, name: str, ins: list[Layout], *, product: bool) -> Layout:
         first = ins[0]
         for other in ins[1:]:
             sizes = [s for _, s in other.segments]
@@ -339,31 +305,83 @@ class Graph:
         for other in ins[1:]:
             for (a, _), (b, _) in zip(first.segments, other.segments):
                 self._union(a, b)
+        dirt = []
+        for reasons in zip(*(layout.dirt() for layout in ins)):
+            if product:  # zero times a finite value is zero
+                dirt.append(None if None in reasons else reasons[0])
+            else:
+                dirt.append(next((r for r in reasons if r is not None), None))
         self._score_at(first, name)
-        return first
+        return Layout(first.segments, first.repeat, tuple(dirt) if any(dirt) else ())
 
+    def _op(self, call: OpCall, ins: list[Layout]) -> Layout:
+        name, kind = call.name, call.kind
+        if kind in table.REDUCE_OPS:
+            axes = call.axis if isinstance(call.axis, (list, tuple)) else [call.axis]
+            rank = len(call.tensors[0].shape) if len(call.tensors) == 1 else 0
+            if not rank or None in axes or rank - 1 in [int(a) % rank for a in axes]:
+                return self._unknown(name, "it reduces the channel axis")
+        elif kind not in table.ELEMENTWISE_OPS:
+            return self._unknown(name, "structured surgery does not follow this op")
+        if not ins or len(ins) != len(call.tensors) or any(x.repeat != 1 for x in ins[1:]):
+            return self._unknown(name, "its tensor inputs could not be matched")
+        for layout in ins if call.may_blow_up() else []:
+            self._reject_dirt(layout, name)  # may turn a non-zero channel into inf or NaN
+        if any(np.size(c) != 1 for c in call.constants()):
+            return self._unknown(name, "a constant is not a scalar (it may hold one per channel)")
+        try:
+            value = call.at_zero()
+        except Exception as exc:
+            return self._unknown(name, f"it could not be run on zeros ({exc!r:.80})")
+        if value.size == 0 or not np.all(np.isfinite(value)):
+            return self._unknown(name, "it maps 0 to inf or NaN")
+        layout = (
+            ins[0] if len(ins) == 1 else self._couple(name, ins, product=kind in table.MULTIPLY_OPS)
+        )
+        if np.any(value != 0):
+            why = f"{self.describe(name)}, which maps 0 to {value[value != 0].flat[0]:g}"
+            return layout.soiled(Reason("block", name, why))
+        return layout
+
+    # -- reasons ------------------------------------------------------------------------------
     def _collect(self) -> dict[str, Group]:
         groups: dict[str, Group] = {}
-        for gid, group in enumerate(self._raw):
-            if self._find(gid) == gid:
-                if group.producers:
-                    group.producers.sort(key=self.order.index)
-                    group.key = group.producers[0]
-                groups[group.key] = group
+        roots = [gid for gid in range(len(self._raw)) if self._find(gid) == gid]
+        for gid in sorted(roots, key=lambda g: not self._raw[g].producers):  # producers keep keys
+            group = self._raw[gid]
+            if group.producers:
+                group.producers.sort(key=self.order.index)
+                group.key = group.producers[0]
+            group.frozen = self._primary(group)
+            group.key += f"#{gid}" if group.key in groups else ""  # a producer's activation
+            groups[group.key] = group
         self._root_key = {gid: self._raw[self._find(gid)].key for gid in range(len(self._raw))}
         return groups
 
+    def _primary(self, group: Group) -> str | None:
+        kinds = {r.kind for r in group.reasons}
+        if "output" in kinds:
+            return OUTPUT_REASON
+        blocks = self._ranked(group)
+        return blocks[0].text if blocks else (INPUT_REASON if "input" in kinds else None)
+
+    def _ranked(self, group: Group) -> list[Reason]:
+        """The group's blocks, nearest to its producers (downstream) first."""
+        if not hasattr(self, "_children"):
+            self._children = children(self.parents)
+        return nearest_first(group.reasons, group.producers, self._children)
+
     def _notes(self) -> list[str]:
-        notes: dict[str, list[str]] = {}
-        for root, blocker in self._blocked.items():
-            group = self._raw[self._find(root)]
-            if group.producers and group.frozen != OUTPUT_REASON:
-                notes.setdefault(blocker, []).append(group.key)
-        return [
-            f"Structured surgery cannot follow {blocker}; the units of {', '.join(keys)} "
-            f"are left whole."
-            for blocker, keys in notes.items()
-        ]
+        notes = []
+        for key, group in self.groups.items():
+            has_units = group.producers or self.classes.get(key) in PRODUCERS  # a grouped Conv
+            if not has_units or group.frozen in (None, OUTPUT_REASON, INPUT_REASON):
+                continue
+            more = list(dict.fromkeys(r.at for r in self._ranked(group)))[1:]
+            also = ", ".join(map(repr, more[:3])) + (f" and {len(more) - 3} more" * bool(more[3:]))
+            tail = f" (channels joined with it also reach {also})" if more else ""
+            notes.append(f"{key}: {group.frozen}{tail}")
+        return notes
 
     # -- queries ------------------------------------------------------------------------------
     def prunable(self) -> dict[str, Group]:
@@ -386,15 +404,3 @@ class Graph:
     def layer(self, name: str) -> Any:
         """The model's layer called ``name``."""
         return self.model.get_layer(name)
-
-
-def _activation(cls: str, config: Mapping[str, Any]) -> Any:
-    """The activation name of a layer config (None when it has none)."""
-    if cls in ("ReLU", "LeakyReLU", "ELU"):
-        return "relu"
-    if cls != "Activation" and cls not in PRODUCERS:
-        return None
-    activation = config.get("activation")
-    if isinstance(activation, Mapping):  # a serialized function
-        activation = activation.get("config", activation.get("class_name"))
-    return activation

@@ -9,8 +9,13 @@ apply one:
   its channel), for masking: the model keeps its shape, the units output zero.
 * :func:`shrink` rebuilds the model without the units: fewer units and filters,
   and the layers that read them (next Dense/Conv input rows, BatchNormalization
-  parameters, ``Flatten``→Dense row blocks, residual groups) cut to match. The
-  result is checked against the masked model on a sample.
+  parameters, ``Flatten``→Dense row blocks, residual groups, depthwise and
+  ``Conv(groups=channels)`` filters, a ``Reshape``'s channel count) cut to match.
+  The result is always checked against the masked model on a sample.
+
+Whatever the model, failures are :class:`~keras_forget.errors.KerasForgetError`
+subclasses: units that cannot be cut are refused (UnsupportedLayerError), and an
+unexpected failure while rebuilding is a SurgeryError.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ import numpy as np
 
 from keras_forget import _keras
 from keras_forget.data import Data
-from keras_forget.errors import InvalidArgumentError, SurgeryError, UnsupportedLayerError
+from keras_forget.errors import (
+    InvalidArgumentError,
+    KerasForgetError,
+    SurgeryError,
+    UnsupportedLayerError,
+)
 from keras_forget.introspect.graph import CHANNELWISE, PRODUCERS, Graph
 from keras_forget.introspect.registry import all_weights, short_name
 
@@ -39,8 +49,13 @@ def check_unit_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarra
             (the message says why).
     """
     out = {}
+    if not isinstance(unit_masks, Mapping):
+        raise InvalidArgumentError(f"Unit masks must be a dict, got {type(unit_masks).__name__}.")
     for key, mask in unit_masks.items():
-        mask = np.asarray(mask, bool)
+        try:
+            mask = np.asarray(mask, bool)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"Unit mask {key!r} is not a bool array: {exc}") from exc
         if key not in graph.groups:
             known = ", ".join(graph.prunable()) or "none"
             raise InvalidArgumentError(
@@ -64,8 +79,11 @@ def check_unit_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarra
     return out
 
 
-def _channel_layers(graph: Graph) -> list[str]:
-    return [n for n in graph.order if graph.classes[n] in CHANNELWISE]
+def _channel_axis(graph: Graph, name: str, ndim: int) -> int:
+    """The channel axis of a channel-wise layer's weight of rank ``ndim``."""
+    if ndim == 1:
+        return 0
+    return -1 if graph.roles[name] == "grouped" else -2  # [..., 1, C] or [..., C, multiplier]
 
 
 def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
@@ -73,8 +91,9 @@ def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
 
     For a removed unit: its kernel column (filter) and bias in every producer
     of its group; the gamma, beta and moving mean of a BatchNormalization on its
-    channel (so the normalized channel is exactly zero); a depthwise kernel's
-    slice and bias on its channel. Keys are ``"<layer name>/<weight name>"``.
+    channel (so the normalized channel is exactly zero); a depthwise (or
+    ``Conv(groups=channels)``) kernel's slice and bias on its channel. Keys are
+    ``"<layer name>/<weight name>"``.
 
     Args:
         graph: the model's :class:`Graph`.
@@ -89,9 +108,10 @@ def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
     for key, mask in masks.items():
         for name in graph.groups[key].producers:
             for variable in graph.layer(name).weights:
-                shape = tuple(variable.shape)
-                out[f"{name}/{short_name(variable)}"] = np.broadcast_to(mask, shape).copy()
-    for name in _channel_layers(graph):
+                if short_name(variable) != "depthwise_kernel":  # a SeparableConv's input side
+                    weight = np.broadcast_to(mask, tuple(variable.shape)).copy()
+                    out[f"{name}/{short_name(variable)}"] = weight
+    for name in [n for n in graph.order if graph.roles.get(n) in ("channelwise", "grouped")]:
         channels = graph.channel_mask(graph.inputs[name][0], masks)
         if channels.all():
             continue
@@ -100,11 +120,9 @@ def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
             if weight == "moving_variance":
                 continue
             shape = tuple(variable.shape)
-            if len(shape) == 1:
-                keep = channels
-            else:  # depthwise kernel [..., channels, multiplier]
-                keep = np.broadcast_to(channels[:, None], shape).copy()
-            out[f"{name}/{weight}"] = keep
+            axis = _channel_axis(graph, name, len(shape)) % len(shape)
+            along = channels.reshape([-1] + [1] * (len(shape) - 1 - axis))
+            out[f"{name}/{weight}"] = np.broadcast_to(along, shape).copy()
     return out
 
 
@@ -119,33 +137,89 @@ def apply_masks(model: Any, masks: Mapping[str, np.ndarray]) -> None:
 
 
 def masked_copy(model: Any, unit_masks: UnitMasks, graph: Graph | None = None) -> Any:
-    """A copy of ``model`` whose removed units output zero (same shapes)."""
+    """A copy of ``model`` whose removed units output zero (same shapes).
+
+    It is rebuilt the way :func:`shrink` rebuilds (``clone_model``, each layer
+    from its config), so the two are compared like with like.
+    """
     graph = graph or Graph(model, warn=False)
-    copy = _keras.clone(model)
-    apply_masks(copy, weight_masks(graph, unit_masks))
+    masks = weight_masks(graph, unit_masks)
+    try:
+        copy = _rebuild(model, graph, {})
+        copy.set_weights(model.get_weights())
+    except Exception as exc:
+        raise SurgeryError(f"Copying {model.name!r} failed: {exc!r:.300}") from exc
+    apply_masks(copy, masks)
     return copy
+
+
+def _rebuild(model: Any, graph: Graph, masks: dict[str, np.ndarray]) -> Any:
+    """A new model like ``model`` with ``masks``' units gone (weights not set)."""
+
+    def clone(layer: Any) -> Any:
+        return type(layer).from_config(_shrunk_config(graph, layer, masks))
+
+    return _keras.keras_module(model).models.clone_model(model, clone_function=clone)
 
 
 def _slice_weights(
     graph: Graph, name: str, masks: dict[str, np.ndarray]
 ) -> list[np.ndarray] | None:
     """The kept part of each weight of layer ``name``; None if it keeps them all."""
-    cls, layer = graph.classes[name], graph.layer(name)
-    values = [np.asarray(v) for v in layer.get_weights()]
-    if cls in PRODUCERS:
-        rows = np.flatnonzero(graph.channel_mask(graph.inputs[name][0], masks))
-        cols = np.flatnonzero(graph.channel_mask(graph.layouts[name], masks))
-        out = []
-        for value in values:
-            if value.ndim >= 2:  # kernel [..., in, out]
+    role = graph.roles.get(name)
+    if role == "producer":
+        rows = graph.channel_mask(graph.inputs[name][0], masks)
+        cols = graph.channel_mask(graph.layouts[name], masks)
+        if rows.all() and cols.all():
+            return None
+        rows, cols = np.flatnonzero(rows), np.flatnonzero(cols)
+        layer, out = graph.layer(name), []
+        for variable, value in zip(layer.weights, map(np.asarray, layer.get_weights())):
+            if short_name(variable) == "depthwise_kernel":  # [..., in, 1]
+                out.append(np.take(value, rows, axis=-2))
+            elif value.ndim >= 2:  # kernel [..., in, out]
                 out.append(np.take(np.take(value, rows, axis=-2), cols, axis=-1))
             else:
                 out.append(np.take(value, cols, axis=0))
         return out
-    if cls in CHANNELWISE:
-        keep = np.flatnonzero(graph.channel_mask(graph.inputs[name][0], masks))
-        return [np.take(v, keep, axis=-2 if v.ndim >= 2 else 0) for v in values]
+    if role in ("channelwise", "grouped"):
+        keep = graph.channel_mask(graph.inputs[name][0], masks)
+        if keep.all():
+            return None
+        values = map(np.asarray, graph.layer(name).get_weights())
+        keep = np.flatnonzero(keep)
+        return [np.take(v, keep, axis=_channel_axis(graph, name, v.ndim)) for v in values]
     return None
+
+
+def _shrunk_config(graph: Graph, layer: Any, masks: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``layer``'s config with its number of units or channels after the cut."""
+    config = layer.get_config()
+    role, name = graph.roles.get(layer.name), layer.name
+    if role is None:
+        return config
+    kept = int(graph.channel_mask(graph.layouts[name], masks).sum())
+    if role == "producer":
+        config[PRODUCERS[type(layer).__name__]] = kept
+    elif role == "grouped":
+        config["filters"] = config["groups"] = kept
+    elif role == "reshape" and config["target_shape"][-1] != -1:
+        config["target_shape"] = (*tuple(config["target_shape"])[:-1], kept)
+    return config
+
+
+def random_sample(model: Any, n: int = 8, *, seed: int = 0) -> Any:
+    """A seeded batch shaped like the model's inputs (unknown sizes: 32; integers: 0 or 1)."""
+    rng = np.random.default_rng(seed)
+    batch = []
+    for tensor in model.inputs:
+        shape = [n] + [32 if d is None else int(d) for d in tuple(tensor.shape)[1:]]
+        dtype = str(getattr(tensor.dtype, "name", tensor.dtype))
+        if dtype.startswith(("int", "uint", "bool")):
+            batch.append(rng.integers(0, 2, shape).astype(dtype))
+        else:  # float16 and bfloat16 inputs take float32
+            batch.append(rng.standard_normal(shape).astype("float64" if "64" in dtype else "f4"))
+    return batch[0] if len(batch) == 1 else batch
 
 
 def shrink(
@@ -158,13 +232,18 @@ def shrink(
 ) -> Any:
     """Rebuilds ``model`` without the removed units; ``model`` is not changed.
 
+    The shrunk model's outputs are always checked against the masked model's
+    (:func:`masked_copy`) on ``sample``. Pass real examples there (the pipeline
+    passes ``data.first(32)``): a random batch exercises the graph but not the
+    activations the model really sees.
+
     Args:
         model: a built Sequential or functional Keras 3 or tf_keras model.
         unit_masks: ``{group key: bool [units]}`` (``False`` = removed); keys
             from ``Graph(model).prunable()``; missing groups are kept whole.
-        sample: a batch of inputs; when given, the shrunk model's outputs must
-            equal the masked model's (:func:`masked_copy`) within ``atol``.
-        atol: tolerance of that check.
+        sample: a batch of inputs for the check; None uses a seeded random
+            batch shaped like the model's inputs (:func:`random_sample`).
+        atol: tolerance of that check (see :func:`check_equivalent`).
         graph: the model's :class:`Graph`, if already built.
 
     Returns:
@@ -173,30 +252,29 @@ def shrink(
     Raises:
         InvalidArgumentError: bad unit masks (see :func:`check_unit_masks`).
         UnsupportedLayerError: units removed from a group that cannot be cut.
-        SurgeryError: the shrunk and masked outputs differ by more than ``atol``.
+        SurgeryError: the rebuild failed, or the shrunk and masked outputs differ.
     """
     graph = graph or Graph(model)
     masks = check_unit_masks(graph, unit_masks)
-    sizes = {name: int(m.sum()) for key, m in masks.items() for name in graph.groups[key].producers}
-    km = _keras.keras_module(model)
-
-    def clone_layer(layer: Any) -> Any:
-        config = layer.get_config()
-        if layer.name in sizes:
-            config[PRODUCERS[type(layer).__name__]] = sizes[layer.name]
-        return type(layer).from_config(config)
-
-    shrunk = km.models.clone_model(model, clone_function=clone_layer)
-    for name in graph.order:
-        if graph.classes[name] == "InputLayer" or not name:
-            continue
-        values = _slice_weights(graph, name, masks)
-        if values is None:
-            values = graph.layer(name).get_weights()
-        if values:
-            shrunk.get_layer(name).set_weights(values)
-    if sample is not None:
-        check_equivalent(model, shrunk, masks, sample, atol=atol, graph=graph)
+    try:
+        shrunk = _rebuild(model, graph, masks)
+        for name in graph.order:
+            if not name or name in graph.ops or graph.classes[name] == "InputLayer":
+                continue
+            values = _slice_weights(graph, name, masks)
+            if values is None:
+                values = graph.layer(name).get_weights()
+            if values:
+                shrunk.get_layer(name).set_weights(values)
+        if sample is None:
+            sample = random_sample(model)
+    except KerasForgetError:
+        raise
+    except Exception as exc:
+        raise SurgeryError(
+            f"Rebuilding {model.name!r} without the removed units failed: {exc!r:.300}"
+        ) from exc
+    check_equivalent(model, shrunk, masks, sample, atol=atol, graph=graph)
     return shrunk
 
 
@@ -209,18 +287,41 @@ def check_equivalent(
     atol: float = 1e-5,
     graph: Graph | None = None,
 ) -> float:
-    """Max |shrunk - masked| on ``sample``; raises SurgeryError above ``atol``."""
-    masked = masked_copy(model, unit_masks, graph)
-    expected = np.asarray(masked(sample, training=False), np.float64)
-    actual = np.asarray(shrunk(sample, training=False), np.float64)
-    if expected.shape != actual.shape:
-        raise SurgeryError(f"Shrunk output shape {actual.shape} != masked {expected.shape}.")
-    diff = float(np.max(np.abs(expected - actual), initial=0.0))
-    if not diff <= atol:
+    """Max |shrunk - masked| over every output on ``sample``.
+
+    Raises:
+        SurgeryError: the outputs differ in shape, or by more than ``atol``
+            times the outputs' scale (their largest magnitude, when above 1).
+    """
+    graph = graph or Graph(model, warn=False)
+    try:
+        masked = masked_copy(model, unit_masks, graph)
+        expected = [np.asarray(v, np.float64) for v in _flat(masked(sample, training=False))]
+        actual = [np.asarray(v, np.float64) for v in _flat(shrunk(sample, training=False))]
+    except KerasForgetError:
+        raise
+    except Exception as exc:
+        raise SurgeryError(f"The shrunk model could not run on the sample: {exc!r:.300}") from exc
+    shapes = [v.shape for v in expected], [v.shape for v in actual]
+    if shapes[0] != shapes[1]:
+        raise SurgeryError(f"Shrunk output shapes {shapes[1]} != masked {shapes[0]}.")
+    flat = [np.concatenate([v.ravel() for v in vs] or [np.zeros(0)]) for vs in (expected, actual)]
+    diff = float(np.max(np.abs(flat[0] - flat[1]), initial=0.0))  # NaN propagates: a failure
+    scale = max(1.0, float(np.max(np.abs(flat[0]), initial=0.0)))
+    if not diff <= atol * scale:
         raise SurgeryError(
-            f"The shrunk model differs from the masked model by {diff:.3g} > atol={atol:.3g}."
+            f"The shrunk model differs from the masked model by {diff:.3g} > atol={atol:.3g}"
+            f"{f' x output scale {scale:.3g}' if scale > 1 else ''}."
         )
     return diff
+
+
+def _flat(outputs: Any) -> list[Any]:
+    if isinstance(outputs, Mapping):
+        return [v for k in sorted(outputs) for v in _flat(outputs[k])]
+    if isinstance(outputs, (list, tuple)):
+        return [v for item in outputs for v in _flat(item)]
+    return [outputs]
 
 
 def _model_input(model: Any) -> Any:
