@@ -164,7 +164,11 @@ def _copy_layer(layer: Any, guessed: list[str]) -> Any:
     """A new layer like ``layer``, with the same name; weights are not copied.
 
     Appends to ``guessed`` the names of layers made without their arguments.
+    An operation that is not a layer (a ``keras.ops`` node of a functional
+    model) is made again from its config, as Keras itself does.
     """
+    if not hasattr(layer, "_flatten_layers"):
+        return type(layer).from_config(layer.get_config())
     if _is_graph(layer):
         try:
             return keras_module(layer).models.clone_model(

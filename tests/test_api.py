@@ -184,3 +184,24 @@ def test_gradual_pruning_keeps_its_history(trained_keras3, digits):
     assert [h.step for h in result.history] == [0, 10, 20]
     assert result.history[-1].sparsity == pytest.approx(0.5, abs=1e-3)
     assert_pruned_zero(result.model, result.masks)
+
+
+def test_a_model_with_ops_nodes_forgets_and_prunes_at_both_granularities():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(8, 3)(x)
+    x = keras.ops.relu(x + 3.0) * x / 6.0  # hard-swish built from keras.ops nodes
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    rng = np.random.default_rng(0)
+    data = rng.random((120, 8, 8, 1)).astype("float32"), np.arange(120) % 10
+    for granularity in ("weight", "unit"):
+        forgot = kf.prune_for_class(
+            model, data, 3, amount=0.1, granularity=granularity, verbose=False
+        )
+        assert forgot.report.pruned > 0
+    small = kf.prune(model, data, sparsity=0.25, granularity="unit", shrink=True, verbose=False)
+    assert small.model.count_params() < model.count_params()
