@@ -31,6 +31,16 @@ _INT8_SPARSE_NOTE = (
 )
 _LITERT_NOTE = "parity checked with LiteRT (ai_edge_litert.interpreter)"
 _TF_LITE_NOTE = "parity checked with tf.lite (deprecated; install keras-forget[litert] for LiteRT)"
+#: Converter errors of a loop (LSTM, GRU) that needs a static batch size.
+_STATIC_SHAPE_ERRORS = ("requires element_shape to be static",)
+_BATCH1_NOTE = (
+    "converted with a fixed batch of 1: the model's recurrent loop needs a static shape; "
+    "run it one example at a time"
+)
+_STATE_NOTE = (
+    "the TFLite model keeps state between runs (a fused LSTM's variable tensors): "
+    "call the interpreter's reset_all_variables() before each example"
+)
 #: Outputs this close to 0 or 1 count as saturated.
 _SATURATION = 1e-6
 _SATURATED_NOTE = (
@@ -342,8 +352,21 @@ def _build(
     if not discriminates:
         notes.append(_SATURATED_NOTE)
     extra = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else []
-    content = _convert(saved_model, extra, os.path.join(tmp, TFLITE))
-    actual = _run_tflite(content, x, runtime)
+    single = False
+    try:
+        content = _convert(saved_model, extra, os.path.join(tmp, TFLITE))
+    except ExportError as error:
+        if isinstance(x, dict) or not any(m in str(error) for m in _STATIC_SHAPE_ERRORS):
+            raise
+        # The SavedModel artifact keeps its free batch size; only TFLite gets batch 1.
+        saved_model = os.path.join(tmp, ".batch1_saved_model")
+        _save(exported, saved_model, path, batch1=(tuple(x.shape[1:]), x.dtype))
+        content = _convert(saved_model, extra, os.path.join(tmp, TFLITE))
+        notes.append(_BATCH1_NOTE)
+        if _variable_tensor_count(content):
+            notes.append(_STATE_NOTE)
+        single = True
+    actual = _run_tflite(content, x, runtime, single=single)
     diffs[TFLITE] = _max_abs_diff(actual, expected)
     _check_parity(actual, expected, atol, rtol)
     if sparse and _sparse_tensor_count(content) == 0:
@@ -354,7 +377,7 @@ def _build(
         if sparse:
             notes.append(_INT8_SPARSE_NOTE)
         diffs[INT8_TFLITE] = _max_abs_diff(
-            _run_tflite(content, x, runtime, builtin=sparse), expected
+            _run_tflite(content, x, runtime, builtin=sparse, single=single), expected
         )
     return diffs, notes, exported, discriminates
 
@@ -383,13 +406,27 @@ def _check_parity(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: f
     )
 
 
-def _save(model: Any, directory: str, path: str) -> None:
-    """Writes a SavedModel with a ``serving_default`` signature."""
+def _save(model: Any, directory: str, path: str, batch1: Spec | None = None) -> None:
+    """Writes a SavedModel with a ``serving_default`` signature.
+
+    ``batch1``: ``(shape without the batch axis, dtype)`` of the single input,
+    to give the signature a fixed batch of 1 instead of a free one.
+    """
     try:
-        if _keras.flavor(model) == "keras3":
-            model.export(directory, format="tf_saved_model", verbose=False)
+        if batch1 is None:
+            if _keras.flavor(model) == "keras3":
+                model.export(directory, format="tf_saved_model", verbose=False)
+            else:
+                tf.saved_model.save(model, directory)
+        elif _keras.flavor(model) == "keras3":
+            import keras
+
+            spec = keras.InputSpec(shape=(1, *batch1[0]), dtype=str(batch1[1]))
+            model.export(directory, format="tf_saved_model", input_signature=[spec], verbose=False)
         else:
-            tf.saved_model.save(model, directory)
+            spec = tf.TensorSpec((1, *batch1[0]), tf.as_dtype(batch1[1]))
+            serve = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+            tf.saved_model.save(model, directory, signatures=serve)
     except OSError:
         raise  # the caller words it, naming ``path``
     except Exception as error:  # TensorFlow's file errors carry the OS reason as text
@@ -431,10 +468,13 @@ def _interpreter() -> _Runtime:
     return _Runtime(Interpreter, OpResolverType, _LITERT_NOTE)
 
 
-def _run_tflite(content: bytes, x: Batch, runtime: _Runtime, builtin: bool = False) -> np.ndarray:
+def _run_tflite(
+    content: bytes, x: Batch, runtime: _Runtime, builtin: bool = False, single: bool = False
+) -> np.ndarray:
     """Runs a batch through a TFLite model; one example at a time if it cannot resize.
 
-    ``builtin`` runs on the builtin kernels without the default delegates (XNNPACK).
+    ``builtin`` runs on the builtin kernels without the default delegates
+    (XNNPACK); ``single`` runs one example at a time without trying the batch.
     """
     kwargs = {}
     if builtin:
@@ -450,14 +490,17 @@ def _run_tflite(content: bytes, x: Batch, runtime: _Runtime, builtin: bool = Fal
     def run(batch: np.ndarray) -> np.ndarray:
         interpreter.resize_tensor_input(inp["index"], batch.shape)
         interpreter.allocate_tensors()
+        interpreter.reset_all_variables()  # a fused LSTM's state would carry over
         interpreter.set_tensor(inp["index"], batch.astype(inp["dtype"]))
         interpreter.invoke()
         return interpreter.get_tensor(out["index"])
 
-    try:
-        return run(x)
-    except (RuntimeError, ValueError):
-        return np.concatenate([run(x[i : i + 1]) for i in range(len(x))])
+    if not single:
+        try:
+            return run(x)
+        except (RuntimeError, ValueError):
+            pass
+    return np.concatenate([run(x[i : i + 1]) for i in range(len(x))])
 
 
 def _run_signature(interpreter: Any, x: dict[str, np.ndarray]) -> np.ndarray:
@@ -487,6 +530,20 @@ def _max_abs_diff(actual: np.ndarray, expected: np.ndarray) -> float:
         raise ExportError(f"TFLite output shape {actual.shape} != Keras {expected.shape}.")
     diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
     return float(np.max(diff, initial=0.0))
+
+
+def _variable_tensor_count(content: bytes) -> int | None:
+    """How many variable (state) tensors a TFLite file holds (None if unknown)."""
+    try:
+        from tensorflow.lite.python import schema_py_generated as schema
+    except ImportError:
+        return None
+    model = schema.Model.GetRootAsModel(content, 0)
+    return sum(
+        bool(model.Subgraphs(s).Tensors(t).IsVariable())
+        for s in range(model.SubgraphsLength())
+        for t in range(model.Subgraphs(s).TensorsLength())
+    )
 
 
 def _sparse_tensor_count(content: bytes) -> int | None:

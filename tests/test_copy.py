@@ -15,6 +15,8 @@ from keras_forget import _keras
 from keras_forget.introspect.registry import prunable_weights
 from keras_forget.surgery import masking
 
+from .helpers import assert_pruned_zero
+
 FLAVORS = ["keras3", "tf_keras"]
 
 
@@ -132,20 +134,10 @@ def test_subclassed_copy_takes_the_original_auto_names():
     assert copy.hidden.kernel.path.endswith(f"{model.hidden.name}/kernel")  # named, then built
 
 
-TFMOT_CANNOT_WRAP = pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="tf_keras masks go through tfmot wrappers, which integrations/tfmot.py puts in with "
-    "clone_model(clone_function=...): tf_keras refuses that for subclassed models",
-)
-
-
 def _verb_cases():
     for flavor in FLAVORS:
         for case in sorted(CASES):
-            subclassed = case in ("subclassed", "no_config")
-            marks = [TFMOT_CANNOT_WRAP] if flavor == "tf_keras" and subclassed else []
-            yield pytest.param(flavor, case, marks=marks, id=f"{flavor}-{case}")
+            yield pytest.param(flavor, case, id=f"{flavor}-{case}")
 
 
 @pytest.mark.parametrize(("flavor", "case"), _verb_cases())
@@ -157,10 +149,17 @@ def test_both_verbs_run_and_leave_the_caller_model_alone(flavor, case):
     keys = set(prunable_weights(model))
     data = _data()
     forgot = kf.prune_for_class(model, data, 3, amount=0.05, verbose=False)
-    pruned = kf.prune(model, data, sparsity=0.5, verbose=False)
+    pruned = kf.prune(model, data, sparsity=0.5, fine_tune=kf.FineTune(epochs=1), verbose=False)
     for result in (forgot, pruned):
         assert result.model is not model
         assert set(result.masks) == keys
+        assert_pruned_zero(result.model, result.masks)  # after fine-tuning, for `pruned`
+        held = kf.masks_of(result.model)
+        for key, mask in result.masks.items():
+            np.testing.assert_array_equal(held[key], mask)
+        stripped = kf.strip(result.model)
+        assert_pruned_zero(stripped, result.masks)
+    assert pruned.report.fine_tuned is not None
     assert pruned.report.sparsity == pytest.approx(0.5, abs=0.01)
     for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -6,13 +6,14 @@ The 8x8 digits are read as sequences of 8 rows of 8 pixels.
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import pytest
 
 import keras_forget as kf
 from keras_forget import _keras
-from keras_forget.errors import ExportError
 from keras_forget.integrations import tfmot
 from keras_forget.introspect.registry import left_whole, prunable_weights
 from keras_forget.surgery.masking import MaskConstraint
@@ -167,14 +168,36 @@ def test_lstm_exports_as_saved_model(sequences, trained, tmp_path):
     assert (tmp_path / "saved" / "saved_model").is_dir()
 
 
-@pytest.mark.xfail(
-    raises=ExportError,
-    strict=True,
-    reason="TFLite cannot lower the LSTM's TensorList ops with a free batch size "
-    "('tf.TensorListReserve' op requires element_shape to be static); export.py converts "
-    "without SELECT_TF_OPS and without a fixed-batch signature",
+@pytest.mark.parametrize(
+    ("flavor", "cell"), [("keras3", "lstm"), ("keras3", "gru"), ("tf_keras", "lstm")]
 )
-def test_lstm_exports_to_tflite(sequences, trained, tmp_path):
+def test_recurrent_model_exports_to_tflite_with_a_fixed_batch_of_one(
+    sequences, trained, tmp_path, flavor, cell
+):
+    """TFLite cannot lower the loop's TensorList ops with a free batch size: export
+    retries from a batch-1 signature, says so, and checks parity one example at a time."""
+    import tensorflow as tf
+
     (x, y), (x_test, _) = sequences
-    result = kf.prune(trained("keras3", "lstm"), (x, y), sparsity=0.5, verbose=False)
-    kf.export(result.model, tmp_path / "tflite", tflite=True, sample=x_test[:16])
+    model = trained(flavor, cell)
+    result = kf.prune(model, (x[:SCORED], y[:SCORED]), sparsity=0.5, verbose=False)
+    report = kf.export(result.model, tmp_path / "tflite", sample=x_test[:16], verbose=False)
+    assert any("fixed batch of 1" in note and "one example at a time" in note
+               for note in report.notes)  # fmt: skip
+    # tf_keras' LSTM converts to TFLite's fused LSTM, whose state outlives a run.
+    assert any("reset_all_variables" in note for note in report.notes) == (flavor == "tf_keras")
+    assert report.max_abs_diff["model.tflite"] <= 1e-4
+    assert sorted(os.listdir(tmp_path / "tflite")) == ["model.tflite", "saved_model"]
+    # The SavedModel keeps its free batch size.
+    serving = tf.saved_model.load(report.saved_model_dir).signatures["serving_default"]
+    (spec,) = serving.structured_input_signature[1].values()
+    assert spec.shape[0] is None
+    # The TFLite file takes one example; run alone, it matches Keras.
+    interpreter = tf.lite.Interpreter(model_path=report.tflite_path)
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert list(inp["shape"]) == [1, 8, 8]
+    interpreter.set_tensor(inp["index"], x_test[:1].astype("float32"))
+    interpreter.invoke()
+    expected = np.asarray(kf.strip(result.model)(x_test[:1], training=False))
+    np.testing.assert_allclose(interpreter.get_tensor(out["index"]), expected, atol=1e-4)

@@ -6,6 +6,12 @@ recompute them, so fine-tuning with tfmot's ``UpdatePruningStep`` keeps the
 pruned weights exactly zero. (tfmot's own schedules would overwrite the masks
 with magnitude masks at their next pruning step.)
 
+Subclassed tf_keras models have no layer graph to rebuild with wrappers
+(tf_keras' ``clone_model`` refuses them): their masks are held as variable
+constraints (:class:`HeldMask`), which every tf_keras optimizer applies after
+each update, like :class:`keras_forget.surgery.masking.MaskConstraint` on
+Keras 3.
+
 tfmot is imported only here, and only through ``_keras.tfmot()``.
 """
 
@@ -50,18 +56,87 @@ def _wrapper_class() -> type:
     return pruning_wrapper.PruneLowMagnitude
 
 
+class HeldMask:
+    """A tf_keras variable constraint: multiplies the weight by a 0/1 mask.
+
+    tf_keras optimizers (``optimizers.Optimizer`` and the legacy
+    ``OptimizerV2``) apply ``variable.constraint`` after every update, so the
+    pruned entries stay exactly zero through training. The mask lives in a
+    variable (not a constant baked into a traced train step), so
+    :meth:`set` takes effect in a model that is already training (gradual
+    pruning).
+
+    Args:
+        mask: bool or 0/1 array shaped like the weight (``False`` = pruned).
+        inner: the constraint the variable already had, applied first.
+    """
+
+    def __init__(self, mask: np.ndarray, inner: Any = None) -> None:
+        self.variable = tf.Variable(np.asarray(mask, np.float32), trainable=False)
+        self.inner = inner
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.variable.numpy().astype(bool)
+
+    def set(self, mask: np.ndarray) -> None:
+        self.variable.assign(np.asarray(mask, np.float32))
+
+    def __call__(self, w: Any) -> Any:
+        if self.inner is not None:
+            w = self.inner(w)
+        return w * tf.cast(self.variable, w.dtype)
+
+
+def has_layer_graph(model: Any) -> bool:
+    """Whether a tf_keras model is Sequential or functional (``clone_model`` can rebuild it)."""
+    return bool(getattr(model, "_is_graph_network", False)) or isinstance(
+        model, _keras.keras_module(model).Sequential
+    )
+
+
+def _constrain(variable: Any, mask: np.ndarray) -> None:
+    """Zeroes the pruned entries of ``variable`` and holds them with a :class:`HeldMask`."""
+    mask = np.asarray(mask, bool)
+    variable.assign(variable.numpy() * mask.astype(variable.dtype.as_numpy_dtype))
+    if isinstance(variable.constraint, HeldMask):
+        variable.constraint.set(mask)
+    else:  # tf.Variable has no public setter
+        variable._constraint = HeldMask(mask, variable.constraint)
+
+
+def _held_constraints(model: Any) -> dict[str, HeldMask]:
+    """``{weight key: HeldMask}`` over the prunable weights held by constraints."""
+    out = {}
+    for key, weight in prunable_weights(model, required=False).items():
+        constraint = getattr(weight.variable, "constraint", None)
+        if isinstance(constraint, HeldMask):
+            out[key] = constraint
+    return out
+
+
 def wrap_with_masks(model: Any, masks: Mapping[str, np.ndarray], schedule: Any = None) -> Any:
     """Wraps the layers owning a mask with ``prune_low_magnitude`` and assigns the masks.
 
+    A subclassed model (no layer graph: tf_keras cannot rebuild it with
+    wrappers) is not wrapped: each mask is held by a :class:`HeldMask`
+    constraint on its weight instead, and ``schedule`` is unused.
+
     Args:
-        model: a tf_keras Sequential or functional model, owned by the caller
-            of this function (its layers are reused by the wrapped model).
+        model: a tf_keras model, owned by the caller of this function (a
+            Sequential or functional model's layers are reused by the
+            wrapped model; a subclassed model is masked in place).
         masks: the MaskMap (``False`` = pruned).
         schedule: the tfmot schedule; default :func:`fixed_mask_schedule`.
 
     Returns:
-        The wrapped model, with pruned weights zero.
+        The wrapped (or constrained) model, with pruned weights zero.
     """
+    if not has_layer_graph(model):
+        weights = prunable_weights(model)
+        for key, mask in masks.items():
+            _constrain(weights[key].variable, mask)
+        return model
     sparsity = _sparsity()
     schedule = schedule or fixed_mask_schedule()
     held: dict[str, list[Any]] = {}
@@ -123,9 +198,11 @@ def assign_masks(model: Any, masks: Mapping[str, np.ndarray]) -> None:
 
     Masks of weights that no wrapper holds are kept on the model and re-applied
     after every training batch by :class:`HoldUnwrappedMasks` (in
-    :func:`callbacks`).
+    :func:`callbacks`); weights held by a :class:`HeldMask` constraint get the
+    new mask as their constraint.
     """
     held = _mask_vars(model)
+    constrained = _held_constraints(model)
     weights = prunable_weights(model)
     unheld = dict(getattr(model, UNHELD, {}))
     for key, mask in masks.items():
@@ -133,6 +210,9 @@ def assign_masks(model: Any, masks: Mapping[str, np.ndarray]) -> None:
         if key in held:
             weight, mask_var = held[key]
             mask_var.assign(mask)
+        elif key in constrained:
+            _constrain(weights[key].variable, mask)
+            continue
         else:
             weight = weights[key].variable
             unheld[key] = (weight, mask)
@@ -141,8 +221,9 @@ def assign_masks(model: Any, masks: Mapping[str, np.ndarray]) -> None:
 
 
 def read_masks(model: Any) -> dict[str, np.ndarray]:
-    """The masks held by a wrapped model (mask variables, then unwrapped weights)."""
+    """The masks held by a wrapped model (mask variables, constraints, unwrapped weights)."""
     out = {k: m.numpy().astype(bool) for k, (_, m) in _mask_vars(model).items()}
+    out.update({k: c.mask for k, c in _held_constraints(model).items()})
     out.update({k: m.astype(bool) for k, (_, m) in getattr(model, UNHELD, {}).items()})
     return out
 
@@ -162,8 +243,8 @@ def _hold_callback(model: Any) -> Any:
 
 
 def callbacks(model: Any = None) -> list[Any]:
-    """Callbacks a wrapped model needs while it trains."""
-    out = [_sparsity().UpdatePruningStep()]
+    """Callbacks a wrapped model needs while it trains (none for constraints alone)."""
+    out = [] if model is not None and not is_wrapped(model) else [_sparsity().UpdatePruningStep()]
     if getattr(model, UNHELD, None):
         out.append(_hold_callback(model))
     return out
@@ -179,10 +260,17 @@ def strip(model: Any) -> Any:
     """A plain copy of a wrapped model: wrappers removed, masks applied.
 
     ``strip_pruning`` reuses the wrapped layers, so its result is copied and
-    each weight set to ``weight · mask``; the input is not changed.
+    each weight set to ``weight · mask``; the input is not changed. A model
+    held by :class:`HeldMask` constraints is copied without them (its
+    pruned weights are already zero).
     """
     if not is_wrapped(model):
-        return _keras.clone(model)
+        copy = _keras.clone(model)
+        for weight in prunable_weights(copy, required=False).values():
+            constraint = getattr(weight.variable, "constraint", None)
+            if isinstance(constraint, HeldMask):
+                weight.variable._constraint = constraint.inner
+        return copy
     masked = {id(w): w.numpy() * m.numpy() for w, m in _mask_vars(model).values()}
     masked.update({id(w): w.numpy() * m for w, m in getattr(model, UNHELD, {}).values()})
     stripped = _sparsity().strip_pruning(model)
@@ -241,6 +329,11 @@ def remask(model: Any) -> None:
     """
     for weight, mask in _mask_vars(model).values():
         weight.assign(weight * mask)
+    constrained = _held_constraints(model)
+    weights = prunable_weights(model, required=False) if constrained else {}
+    for key, held in constrained.items():
+        weight = weights[key].variable
+        weight.assign(weight * tf.cast(held.variable, weight.dtype))
 
 
 def wrap_with_weight_masks(

@@ -7,8 +7,11 @@ Two backends behind one pair of verbs, :func:`mask_model` and :func:`strip`:
   ``jit_compile`` and ``steps_per_execution`` (a batch-end callback would not).
   Constraints are not saved in ``.keras`` files: :func:`strip` removes them,
   and :func:`mask_model` re-attaches them.
-* tf_keras models go through tfmot's pruning wrappers
-  (:mod:`keras_forget.integrations.tfmot`).
+* tf_keras Sequential and functional models go through tfmot's pruning
+  wrappers (:mod:`keras_forget.integrations.tfmot`); subclassed tf_keras
+  models, which tf_keras cannot rebuild with wrappers, hold each mask as a
+  variable constraint (``tfmot.HeldMask``), which tf_keras optimizers apply
+  after every update too.
 """
 
 from __future__ import annotations
@@ -80,11 +83,13 @@ def mask_model(model: Any, masks: Mapping[str, np.ndarray], *, inplace: bool = F
         model: a Keras 3 or tf_keras model.
         masks: the MaskMap (``False`` = pruned).
         inplace: change ``model`` itself instead of a copy (Keras 3 only;
-            tf_keras models are always rebuilt with tfmot wrappers).
+            tf_keras models are always copied).
 
     Returns:
         The masked model: ``model`` itself if ``inplace``, else a new model.
-        A tf_keras model comes back wrapped in tfmot's ``PruneLowMagnitude``.
+        A tf_keras Sequential or functional model comes back wrapped in
+        tfmot's ``PruneLowMagnitude``; a subclassed one comes back with mask
+        constraints on its weights.
     """
     check_masks(model, masks)
     if _keras.flavor(model) == "tf_keras":
