@@ -1,0 +1,205 @@
+"""Mixed-privacy forgetting: linearization, exact quadratic solves, forgetting, bad input."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_forget.errors import InvalidArgumentError, NotAModelError
+from keras_forget.mixed_privacy import MixedLinear, SolveReport
+
+N, D, K = 60, 8, 4
+LAM = 1e-2
+
+
+@pytest.fixture(scope="module")
+def core():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((D,)),
+            keras.layers.Dense(16, activation="leaky_relu", name="hidden"),
+            keras.layers.Dense(K, name="logits"),
+        ],
+        name="core",
+    )
+    return model
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(N, D)).astype("float32"), rng.integers(0, K, N)
+
+
+def _weights(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def test_linearization_is_the_network_at_zero_and_its_first_order_expansion(core, data):
+    x, _ = data
+    ml = MixedLinear(core, "last:2", weight_decay=LAM)
+    base = core.predict(x, verbose=0)
+    assert np.abs(ml.predict(x) - base).max() <= 1e-6
+    assert ml.num_parameters == D * 16 + 16 + 16 * K + K
+
+    d = np.random.default_rng(1).normal(size=ml.num_parameters)
+    d /= np.linalg.norm(d)
+    ml._set_delta(d)
+    jd = ml.predict(x) - base  # J·d
+    moved = keras.models.clone_model(core)
+    errors = []
+    for eps in (1e-2, 1e-3):
+        parts = ml._split(eps * d)
+        moved.set_weights([w + p.numpy() for w, p in zip(core.get_weights(), parts)])
+        diff = moved(x).numpy() - base
+        errors.append(np.linalg.norm(diff - eps * jd) / np.linalg.norm(eps * jd))
+    assert errors[0] < 1e-2 and errors[1] < 2e-3
+    assert errors[1] < errors[0] / 2  # the remainder is O(ε)
+
+
+def test_cg_solve_equals_closed_form_least_squares(core, data):
+    x, y = data
+    ml = MixedLinear(core, "last:2", weight_decay=LAM)
+    report = ml.solve((x, y), tol=1e-7)
+    assert isinstance(report, SolveReport) and report.examples == N
+    assert report.residual < 1e-5
+
+    variables = [v for layer in core.layers for v in layer.trainable_weights]
+    with tf.GradientTape() as tape:
+        out = core(x)
+    jac = tape.jacobian(out, variables)  # the test only: J of shape (N, K, *w.shape)
+    J = np.concatenate([j.numpy().reshape(N * K, -1) for j in jac], axis=1).astype(np.float64)
+    t = 5.0 * np.eye(K)[y]
+    r = (t - out.numpy()).reshape(-1)
+    # ∇L = (2/n) Jᵀ(f + JΔ − t) + λΔ = 0  <=>  (JᵀJ + λn/2 I) Δ = Jᵀ(t − f)
+    exact = np.linalg.solve(J.T @ J + LAM * N / 2 * np.eye(J.shape[1]), J.T @ r)
+    assert np.linalg.norm(ml.delta - exact) / np.linalg.norm(exact) <= 1e-4
+
+
+def test_forget_equals_retraining_on_the_remaining_data(core, data):
+    x, y = data
+    ml = MixedLinear(core, "last:2", weight_decay=LAM)
+    ml.fit((x, y), epochs=2, batch_size=16, verbose=False)  # forget must not need the optimum
+    ml.solve((x, y))
+    assert ml.fitted_examples == N
+    gone = np.random.default_rng(2).choice(N, N // 10, replace=False)
+    keep = np.setdiff1d(np.arange(N), gone)
+    report = ml.forget((x[gone], y[gone]), remaining=(x[keep[::-1]], y[keep[::-1]]))
+    assert report.converged and report.examples == len(keep)
+    assert ml.fitted_examples == len(keep)
+
+    retrained = MixedLinear(core, "last:2", weight_decay=LAM)
+    retrained.solve((x[keep], y[keep]))
+    target = retrained.delta
+    assert np.linalg.norm(ml.delta - target) / np.linalg.norm(target) <= 1e-3
+    np.testing.assert_allclose(ml.predict(x), retrained.predict(x), atol=1e-3)
+
+
+def test_datasets_one_hot_labels_and_other_dtypes_are_the_same_examples(core, data):
+    x, y = data
+    ml = MixedLinear(core, "last:1", weight_decay=LAM)
+    ml.solve((x, y), tol=1e-7)
+    from_dataset = MixedLinear(core, "last:1", weight_decay=LAM)
+    ds = tf.data.Dataset.from_tensor_slices((x, np.eye(K, dtype="float32")[y])).batch(7)
+    from_dataset.solve(ds, tol=1e-7)
+    np.testing.assert_allclose(from_dataset.delta, ml.delta, rtol=1e-4, atol=1e-5)
+    # forget data given in float64: matched by content, not by dtype
+    ml.forget((x[:5].astype("float64"), y[:5]), remaining=(x[5:], y[5:]))
+    assert ml.fitted_examples == N - 5
+
+
+def test_fit_lowers_the_loss_towards_the_exact_optimum(core, data):
+    x, y = data
+    ml = MixedLinear(core, "last:1", weight_decay=LAM)
+    start = ml.loss((x, y))
+    losses = ml.fit((x, y), epochs=3, batch_size=16, learning_rate=0.01, verbose=False)
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    fitted = ml.loss((x, y))
+    ml.solve((x, y))
+    assert ml.loss((x, y)) <= fitted + 1e-6 < start
+
+
+def test_forget_all_restores_the_core_outputs(core, data):
+    x, y = data
+    ml = MixedLinear(core, ["logits"], weight_decay=LAM)
+    ml.solve((x, y))
+    assert np.abs(ml.predict(x) - core.predict(x, verbose=0)).max() > 1e-2
+    ml.forget_all()
+    assert not ml.delta.any() and ml.fitted_examples == 0
+    assert np.abs(ml.predict(x) - core.predict(x, verbose=0)).max() <= 1e-6
+
+
+def test_bad_forget_requests_raise_and_leave_delta_unchanged(core, data):
+    x, y = data
+    ml = MixedLinear(core, "last:2", weight_decay=LAM)
+    with pytest.raises(InvalidArgumentError, match="fit or solve first"):
+        ml.forget((x[:3], y[:3]), remaining=(x[3:], y[3:]))
+    ml.solve((x[:50], y[:50]))
+    before = ml.delta
+    stranger = (x[50:53], y[50:53])  # never fitted
+    changed_label = (x[:3], (y[:3] + 1) % K)
+    bad_calls = [
+        (dict(forget_data=stranger, remaining=(x[:50], y[:50])), "not part of the user data"),
+        (dict(forget_data=changed_label, remaining=(x[3:50], y[3:50])), "not part"),
+        (dict(forget_data=(x[:50], y[:50]), remaining=None), "forget_all"),
+        (dict(forget_data=(x[:3], y[:3]), remaining=None), "`remaining` is required"),
+        (dict(forget_data=(x[:3], y[:3]), remaining=(x[:50], y[:50])), "exactly the fitted"),
+        (dict(forget_data=(x[:3], y[:3]), remaining=(x[3:40], y[3:40])), "exactly the fitted"),
+        (dict(forget_data=(x[:3], np.full(3, K)), remaining=(x[3:50], y[3:50])), "forget_data"),
+        (dict(forget_data=(x[:3], y[:3]), remaining=(x[3:50], y[3:50]), tol=0), "tol"),
+    ]
+    for kwargs, message in bad_calls:
+        with pytest.raises(InvalidArgumentError, match=message):
+            ml.forget(**kwargs)
+        np.testing.assert_array_equal(ml.delta, before)
+    assert ml.fitted_examples == 50
+    with pytest.raises(InvalidArgumentError):
+        ml.solve((x, np.full(N, K)))
+    with pytest.raises(InvalidArgumentError, match="epochs"):
+        ml.fit((x, y), epochs=0)
+    np.testing.assert_array_equal(ml.delta, before)
+
+
+def test_bad_models_and_specs_raise(core):
+    for spec in ("last:0", "last:3", "first:2", "last", [], ["nope"], ["hidden", "hidden"], 3):
+        with pytest.raises(InvalidArgumentError):
+            MixedLinear(core, spec)
+    with pytest.raises(InvalidArgumentError, match="scale"):
+        MixedLinear(core, scale=0)
+    with pytest.raises(InvalidArgumentError, match="weight_decay"):
+        MixedLinear(core, weight_decay=-1.0)
+    weightless = keras.Sequential([keras.Input((D,)), keras.layers.Activation("relu")])
+    with pytest.raises(InvalidArgumentError, match="no layer with trainable weights"):
+        MixedLinear(weightless)
+    with_act = keras.Sequential(
+        [
+            keras.Input((D,)),
+            keras.layers.Dense(K, name="d"),
+            keras.layers.Activation("relu", name="a"),
+        ]
+    )
+    with pytest.raises(InvalidArgumentError, match="no trainable weight"):
+        MixedLinear(with_act, ["a"])
+    with pytest.raises(NotAModelError):
+        MixedLinear("not a model")
+
+
+def test_core_model_is_never_changed_and_model_is_a_keras_model(core, data, tmp_path):
+    x, y = data
+    before = _weights(core)
+    ml = MixedLinear(core, "last:2", weight_decay=LAM)
+    ml.fit((x, y), epochs=1, verbose=False)
+    ml.solve((x, y))
+    ml.forget((x[:6], y[:6]), remaining=(x[6:], y[6:]))
+    for old, new in zip(before, core.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    assert core.trainable and all(layer.trainable for layer in core.layers)
+
+    assert isinstance(ml.model, keras.Model)
+    np.testing.assert_allclose(ml.model.predict(x, verbose=0), ml.predict(x), atol=1e-6)
+    ml.model.export(str(tmp_path / "saved"), verbose=False)
+    restored = tf.saved_model.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(restored.serve(x).numpy(), ml.predict(x), atol=1e-5)
