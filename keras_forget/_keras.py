@@ -294,8 +294,13 @@ def input_shape(model: Any) -> Any:
     try:
         return model.input_shape
     except (AttributeError, ValueError):
-        shapes = getattr(model, "_build_shapes_dict", None)
-        return tuple(next(iter(shapes.values()))) if shapes else None
+        shapes = getattr(model, "_build_shapes_dict", None)  # Keras 3
+        if shapes:
+            return tuple(next(iter(shapes.values())))
+        built = getattr(model, "_build_input_shape", None)  # tf_keras
+        if built is None or isinstance(built, (list, dict)):
+            return None
+        return (None, *tuple(built)[1:])
 
 
 def output_size(model: Any, sample: Any = None) -> int:
