@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -52,6 +53,8 @@ TF_KERAS_ONLY = tuple(
 )  # fmt: skip
 CUSTOM = ("LSTM", "GRU", "Bidirectional", "Transformer", "Lambda", "Subclassed")
 VERBS = ("forget", "obd", "unit_forget", "shrink", "export")
+#: The last line of a Python traceback: ``SomeError: message``.
+ERROR_LINE = re.compile(r"^[A-Za-z_.]*(Error|Exception|Interrupt)\b")
 #: Smallest inputs for constructors that refuse 32x32.
 MIN_INPUT = {"Xception": 71, "InceptionV3": 75, "InceptionResNetV2": 75}
 
@@ -243,7 +246,8 @@ def _child(name: str, flavor: str, args) -> dict:
         return {"model": name, "flavor": flavor, "crashed": f"timeout after {args.timeout} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout)[-800:]
+        errors = [line for line in done.stderr.splitlines() if ERROR_LINE.match(line)]
+        tail = errors[-1] if errors else (done.stderr or done.stdout)[-800:]
         return {"model": name, "flavor": flavor, "crashed": f"exit {done.returncode}: {tail}"}
     row = json.loads(lines[-1])
     row["wall_seconds"] = round(time.perf_counter() - tick, 1)
