@@ -21,3 +21,14 @@ def assert_pruned_zero(model, masks: Mapping[str, np.ndarray]) -> None:
         value = np.asarray(weights[key].numpy())
         leaked = int(np.count_nonzero(value[~np.asarray(mask, bool)]))
         assert leaked == 0, f"{key}: {leaked} pruned entries are nonzero"
+
+
+def randomize_batchnorm(model, seed: int = 0):
+    """Gives every BatchNormalization seeded, non-trivial statistics (so surgery is tested)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            layer.set_weights(
+                [rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()]
+            )
+    return model

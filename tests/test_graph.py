@@ -15,6 +15,8 @@ from keras_forget.introspect import ops
 from keras_forget.introspect.graph import Graph
 from keras_forget.surgery import structured
 
+from .helpers import randomize_batchnorm
+
 L = keras.layers
 
 
@@ -36,15 +38,6 @@ def _cut(graph: Graph, fraction: float = 0.3, seed: int = 0) -> dict[str, np.nda
         if mask.any():
             masks[key] = mask
     return masks
-
-
-def _randomize_batchnorm(model):
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32")
-                               for w in layer.get_weights()])  # fmt: skip
-    return model
 
 
 def _conv_op_model(op) -> keras.Model:
@@ -111,7 +104,7 @@ def test_squeeze_excite_hard_sigmoid_is_followed_through_the_product(scale):
     s = scale(L.ReLU(6.0)(s + 3.0))  # not zero where removed, until multiplied by h
     h = L.Multiply(name="se")([h, s])
     model = keras.Model(x, L.Dense(2, name="out")(L.GlobalAveragePooling2D()(h)))
-    _randomize_batchnorm(model)
+    randomize_batchnorm(model)
     graph, messages = _graph(model)
     assert not messages, messages
     assert graph.groups["expand"].producers == ["expand", "excite"]
@@ -131,7 +124,7 @@ def test_batchnorm_zeroes_what_a_sigmoid_made_non_zero():
     h = L.Conv2D(5, 3, activation="sigmoid", name="conv")(x)  # removed channels give 0.5 ...
     h = L.BatchNormalization(name="bn")(h)  # ... which the zeroed gamma and beta cancel
     model = keras.Model(x, L.Dense(2, name="out")(L.GlobalAveragePooling2D()(h)))
-    graph, messages = _graph(_randomize_batchnorm(model))
+    graph, messages = _graph(randomize_batchnorm(model))
     assert not messages and set(graph.prunable()) == {"conv"}
     shrunk = structured.shrink(model, {"conv": np.array([1, 0, 1, 1, 0], bool)}, graph=graph)
     assert shrunk.get_layer("bn").gamma.shape == (3,)
@@ -145,7 +138,7 @@ def test_depthwise_grouped_conv_shrinks_channelwise_and_other_groups_stay_whole(
     h = L.BatchNormalization(name="bn")(h)
     g = L.Conv2D(4, 3, padding="same", groups=2, name="grouped")(h)
     h = L.Concatenate()([L.GlobalAveragePooling2D()(h), L.GlobalAveragePooling2D()(g)])
-    model = _randomize_batchnorm(keras.Model(x, L.Dense(2, name="out")(h)))
+    model = randomize_batchnorm(keras.Model(x, L.Dense(2, name="out")(h)))
     graph, messages = _graph(model)
     assert graph.roles["dw"] == "grouped" and "dw" not in graph.groups
     assert len(messages) == 1 and len(graph.notes) == 2  # pw's group, and the conv's own

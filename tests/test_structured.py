@@ -14,19 +14,9 @@ from keras_forget.errors import InvalidArgumentError, NonFiniteError, Unsupporte
 from keras_forget.introspect.graph import Graph
 from keras_forget.surgery import structured
 
-from .helpers import assert_pruned_zero
+from .helpers import assert_pruned_zero, randomize_batchnorm
 
 L = keras.layers
-
-
-def _randomize_batchnorm(model: keras.Model, seed: int = 0) -> keras.Model:
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization):
-            layer.set_weights(
-                [rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()]
-            )
-    return model
 
 
 def _mlp() -> keras.Model:
@@ -56,7 +46,7 @@ def _conv_flatten_dense() -> keras.Model:
             L.Dense(3, name="out"),
         ]
     )
-    return _randomize_batchnorm(model)
+    return randomize_batchnorm(model)
 
 
 def _residual() -> keras.Model:
@@ -70,7 +60,7 @@ def _residual() -> keras.Model:
     h = L.Concatenate(name="cat")([h, side, L.Conv2D(2, 1, name="extra")(h)])
     h = L.GlobalAveragePooling2D()(h)
     model = keras.Model(x, L.Dense(3, name="out")(h))
-    return _randomize_batchnorm(model)
+    return randomize_batchnorm(model)
 
 
 def _sample(model: keras.Model, n: int = 8) -> np.ndarray:
@@ -267,16 +257,7 @@ def _tf_keras_cnn():
         x = layers.ReLU()(layers.BatchNormalization(name=f"bn{i}")(x))
     x = layers.Flatten()(layers.MaxPooling2D(4)(x))
     model = tf_keras.Model(inputs, layers.Dense(10, name="logits")(x))
-    return _randomize_batchnorm_any(model)
-
-
-def _randomize_batchnorm_any(model):
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32")
-                               for w in layer.get_weights()])  # fmt: skip
-    return model
+    return randomize_batchnorm(model)
 
 
 def test_tf_keras_model_shrinks_like_its_masked_copy():
