@@ -18,7 +18,7 @@ from keras_forget import _keras, checks, gradual, pipeline, scores, selection, t
 from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.introspect.registry import LeftWhole
-from keras_forget.report import Result
+from keras_forget.results import Result
 from keras_forget.scores import Objective
 from keras_forget.selection import amount as amount_search
 from keras_forget.training import FineTune
@@ -194,7 +194,7 @@ def prune_for_class(
             ``report.left_whole`` lists them.
 
     Returns:
-        A :class:`~keras_forget.report.Result`.
+        A :class:`~keras_forget.results.Result`.
 
     Raises:
         InvalidArgumentError: a bad argument, named in the message.
@@ -303,7 +303,7 @@ def prune(
             ``report.left_whole`` lists them.
 
     Returns:
-        A :class:`~keras_forget.report.Result` (with ``history`` when gradual).
+        A :class:`~keras_forget.results.Result` (with ``history`` when gradual).
 
     Raises:
         InvalidArgumentError: a bad argument, named in the message.

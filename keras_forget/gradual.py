@@ -25,7 +25,7 @@ from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.introspect.registry import prunable_weights
 from keras_forget.metrics import evaluate
-from keras_forget.report import PruningStep, Report, Result
+from keras_forget.results import PruningStep, Report, Result
 from keras_forget.scores.accumulate import score as run_score
 from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.objective import Objective
@@ -269,7 +269,7 @@ def prune_gradually(
         verbose: show Keras' progress bar.
 
     Returns:
-        A :class:`~keras_forget.report.Result` whose ``history`` lists the
+        A :class:`~keras_forget.results.Result` whose ``history`` lists the
         pruning steps (its report's ``after`` is None: there is no one-shot state).
     """
     start = time.perf_counter()

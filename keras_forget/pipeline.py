@@ -21,7 +21,7 @@ from keras_forget.data import Data
 from keras_forget.introspect.graph import Graph
 from keras_forget.introspect.registry import all_weights, prunable_weights
 from keras_forget.metrics import Evaluation, evaluate
-from keras_forget.report import Report, Result
+from keras_forget.results import Report, Result
 from keras_forget.scores.accumulate import score, score_split, score_units
 from keras_forget.scores.objective import Objective
 from keras_forget.selection import amount as amount_search

@@ -34,7 +34,7 @@ def per_class_bars(report: Any, path: str, title: str | None = None) -> str:
     """Bar chart of per-class accuracy before / after (/ fine-tuned) forgetting.
 
     Args:
-        report: a :class:`keras_forget.report.Report` with evaluations.
+        report: a :class:`keras_forget.results.Report` with evaluations.
         path: where to write the PNG.
         title: optional title; by default it names the method and classes.
 

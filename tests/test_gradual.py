@@ -8,7 +8,7 @@ import pytest
 import keras_forget as kf
 from keras_forget import gradual, selection
 from keras_forget.introspect.registry import prunable_weights
-from keras_forget.report import PruningStep
+from keras_forget.results import PruningStep
 from keras_forget.selection import GradualSchedule
 from keras_forget.surgery.masking import MaskConstraint
 

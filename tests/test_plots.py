@@ -19,7 +19,7 @@ def test_per_class_chart_leaves_the_backend_alone(trained_keras3, digits, tmp_pa
 
 
 def test_a_report_without_evaluations_is_refused(tmp_path):
-    from keras_forget.report import Report
+    from keras_forget.results import Report
 
     empty = Report("magnitude", 0.5, "global", (), 1, 2, None, None, None, {})
     with pytest.raises(kf.InvalidArgumentError, match="no evaluation"):
