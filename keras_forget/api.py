@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from keras_forget import _keras, checks, gradual, pipeline, scores, selection, training
 from keras_forget.data import Data
@@ -46,6 +49,11 @@ DEFAULT_SCOPE = {
     ("compress", "weight"): "global",
     ("compress", "unit"): "layer",
 }
+
+
+#: The fraction of each class of ``data`` that ``amount="auto"`` holds out of scoring and
+#: decides on, so the amount is judged on examples the ranking never saw.
+SEARCH_HOLDOUT = 0.2
 
 
 def _method(method: Any, task: str, granularity: str) -> Any:
@@ -133,11 +141,71 @@ def _eval_and_train(
     return check, split, train
 
 
+def _forget_examples(
+    data: Data, forget: Any, model: Any, classes: int, batch_size: int
+) -> tuple[Data, Data]:
+    """``(forget examples, the rest)`` as parts of ``data``, matched by content.
+
+    Raises:
+        InvalidArgumentError: ``forget`` is empty, holds an example that is not
+            in ``data`` (or more copies of it), or is all of ``data``.
+    """
+    forget = Data.of(forget, model, name="forget", batch_size=batch_size)
+    forget.check_classes(classes)
+    wanted = Counter(forget.hashes())
+    chosen = np.zeros(data.size, bool)
+    for i, digest in enumerate(data.hashes()):
+        if wanted[digest] > 0:
+            wanted[digest] -= 1
+            chosen[i] = True
+    missing = sum(wanted.values())
+    if missing:
+        raise InvalidArgumentError(
+            f"`forget`: {missing} of its {forget.size} examples are not in `data` (matched by "
+            f"content: inputs and label). Forget examples must be training examples in `data`."
+        )
+    if chosen.all():
+        raise InvalidArgumentError(
+            "`forget` is all of `data`: nothing would be retained. To forget everything, "
+            "train a new model."
+        )
+    return data.select(chosen), data.select(~chosen)
+
+
+def _search(
+    data: Data, targets: tuple[int, ...], unseen: Data | None, subset: bool
+) -> tuple[Data, Data, str]:
+    """``(data to score, data amount="auto" decides on, what that is)``.
+
+    Raises:
+        InvalidArgumentError: subset forgetting without unseen examples, or a
+            target class with too few examples to hold any out.
+    """
+    if subset:
+        if unseen is None:
+            raise InvalidArgumentError(
+                "amount='auto' with `forget=` stops when the forget examples are no more "
+                "recognisable than unseen ones: pass `eval_data` (examples the model never "
+                "trained on), or give a fractional `amount`."
+            )
+        return data, unseen, "eval_data (unseen examples; loss membership AUC within chance)"
+    scored, held = data.split(SEARCH_HOLDOUT, seed=0)
+    count = sum(held.counts.get(c, 0) for c in targets)
+    if not count:
+        raise InvalidArgumentError(
+            f"amount='auto' decides on {SEARCH_HOLDOUT:.0%} of each class of `data` held out of "
+            f"scoring, but class(es) {list(targets)} have too few examples to hold any out. "
+            f"Give more examples or a fractional `amount`."
+        )
+    return scored, held, f"{count} target examples held out of scoring ({SEARCH_HOLDOUT:.0%})"
+
+
 def prune_for_class(
     model: Any,
     data: Any,
-    target_class: int | Sequence[int],
+    target_class: int | Sequence[int] | None = None,
     *,
+    forget: Any = None,
     method: Any = None,
     amount: float | int | str = "auto",
     scope: str | None = None,
@@ -153,33 +221,44 @@ def prune_for_class(
     verbose: bool = True,
     strict: bool = False,
 ) -> Result:
-    """Makes a model forget one or more classes by pruning what is specific to them.
+    """Makes a model forget one or more classes, or given examples, by pruning what serves them.
 
-    Each weight (or unit) is scored on the target classes' examples and on the
-    rest; the ones that serve the targets far more than the rest are pruned.
+    Each weight (or unit) is scored on the examples to forget (the target
+    classes' examples, or ``forget``) and on the rest; the ones that serve the
+    former far more than the rest are pruned.
 
     Args:
         model: a trained Keras 3 or tf_keras classifier (logits or softmax).
         data: labelled ``(x, y)`` or a ``tf.data.Dataset`` of ``(x, y)``
             (integer or one-hot labels) with the classes to forget and the rest.
         target_class: the class or classes to forget.
+        forget: instead of ``target_class``, the examples to forget: ``(x, y)``
+            or a dataset, each example also in ``data`` (matched by content).
+            Weights only. With ``amount="auto"`` it needs ``eval_data``: the
+            search stops when the loss tells the forget examples from those
+            unseen examples no better than chance (its ROC AUC passes a one-sided
+            5 % test of AUC = 0.5; :func:`keras_forget.pipeline.chance_auc`). The report's
+            forget and retain accuracies are then on the forget examples and on
+            the rest of ``data``.
         method: score name, config or instance. Default ``"gradxweight"``
             (weights) or ``"discedit"`` (units: the DISCEDIT-U witness).
         amount: how much to prune: a fraction in (0, 1) of the prunable
             weights (or units; for units also a count per layer), or
             ``"auto"`` (default): the smallest amount on a geometric grid at
-            which accuracy on the targets' examples of ``data`` is at most
-            ``forget_accuracy``.
+            which the model forgets, judged on examples that were not scored:
+            accuracy on the targets' examples in :data:`SEARCH_HOLDOUT` of
+            ``data`` (held out of scoring) is at most ``forget_accuracy``
+            (``report.search_split`` says which examples).
         scope: ``"global"`` (rank everything together) or ``"layer"``; None
             (default) is ``"global"`` (see :data:`DEFAULT_SCOPE`).
         granularity: ``"weight"`` (default) or ``"unit"``.
         floor: the forget-vs-retain contrast's floor (weights only; default
             :data:`keras_forget.selection.FLOOR`).
-        forget_accuracy: the goal of ``amount="auto"``, in [0, 1).
+        forget_accuracy: the goal of ``amount="auto"`` for classes, in [0, 1).
         fine_tune: optional :class:`FineTune`; by default on ``data`` without
             the target classes. Masks hold: pruned weights stay exactly zero.
-        eval_data: data for the report's accuracies (default: ``data``, the
-            very examples that were scored — the report says which).
+        eval_data: held-out data for the report's accuracies (default:
+            ``data``, the training examples — ``report.eval_split`` says which).
         output_fn: for a model that is not a classifier (a conditional
             generator): ``(model, x, y) -> tensor [batch]``, the per-example
             output whose sensitivity is scored. Needs ``num_classes``; the
@@ -212,6 +291,17 @@ def prune_for_class(
             "`floor` weighs the forget-vs-retain contrast of weight scores; unit scores have "
             "none. Leave `floor` unset with granularity='unit'."
         )
+    if (target_class is None) == (forget is None):
+        raise InvalidArgumentError(
+            "Give either `target_class` (classes to forget) or `forget` (examples to forget), "
+            f"not {'both' if forget is not None else 'neither'}."
+        )
+    subset = forget is not None
+    if subset and (granularity == "unit" or output_fn is not None):
+        raise InvalidArgumentError(
+            "`forget` (examples) works on single weights of a classifier: use "
+            "granularity='weight' and no `output_fn`."
+        )
     floor = selection.check_floor(selection.FLOOR if floor is None else floor)
     forget_accuracy = _fraction(forget_accuracy, "forget_accuracy", 0.0, 1.0)
     if output_fn is not None:
@@ -228,10 +318,19 @@ def prune_for_class(
         classes, from_logits = checks.outputs(model, data.first(32))
         data.check_classes(classes)
         objective = Objective(from_logits=from_logits)
-    targets = checks.target_classes(target_class, classes, data)
+    forgotten = None
+    if subset:
+        targets = ()
+        forgotten, data = _forget_examples(data, forget, model, classes, batch_size)
+    else:
+        targets = checks.target_classes(target_class, classes, data)
     check, split, train = _eval_and_train(
         model, data, eval_data, fine_tune, classes, targets, steps, batch_size
     )
+    scored, search, search_split = data, None, None
+    if amount == "auto":
+        unseen = check if eval_data is not None else None
+        scored, search, search_split = _search(data, targets, unseen, subset)
     left_names = _warn_left_whole(left)
     job = pipeline.Job(
         granularity,
@@ -244,11 +343,22 @@ def prune_for_class(
         classifier=output_fn is None,
         floor=floor,
         forget_accuracy=forget_accuracy,
+        subset=subset,
         tune=fine_tune,
         batch_size=batch_size,
         verbose=verbose,
     )
-    result = pipeline.run(model, job, data, check=check, eval_split=split, train=train)
+    result = pipeline.run(
+        model,
+        job,
+        scored,
+        check=check,
+        eval_split=split,
+        train=train,
+        search=search,
+        forget=forgotten,
+        search_split=search_split,
+    )
     return _reporting(result, left_names)
 
 

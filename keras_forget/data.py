@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_forget import _keras
+from keras_forget import _keras, fingerprints
 from keras_forget.errors import InvalidArgumentError
 
 Batch = tuple[Any, np.ndarray]
@@ -348,14 +348,25 @@ class Data:
         x = tf.nest.map_structure(lambda *parts: np.concatenate(parts)[:limit], *xs)
         return x, np.concatenate(ys)[:limit]
 
-    def without(self, classes: Sequence[int]) -> Data:
-        """The examples whose labels are not in ``classes`` (arrays copied, datasets filtered)."""
-        classes = [int(c) for c in classes]
+    def select(self, keep: np.ndarray) -> Data:
+        """The examples where ``keep`` is True, in order (arrays sliced, datasets filtered).
+
+        Args:
+            keep: a boolean array with one entry per example.
+
+        Raises:
+            InvalidArgumentError: ``keep`` has another length.
+        """
+        keep = np.asarray(keep, bool)
+        if keep.shape != (self.size,):
+            raise InvalidArgumentError(
+                f"`{self.name}`: a selection needs {self.size} flags, got shape {keep.shape}."
+            )
+        labels = self._labels[keep]
         if isinstance(self._source, tf.data.Dataset):
-            ds = self._dataset(self._batch_size).unbatch()
-            targets = tf.constant(classes, tf.int64)
-            ds = ds.filter(lambda x, y: tf.logical_not(tf.reduce_any(tf.equal(y, targets))))
-            labels = self._labels[~np.isin(self._labels, classes)]
+            flags = tf.constant(keep)
+            ds = self.to_dataset(self._batch_size, shuffle_seed=None).unbatch().enumerate()
+            ds = ds.filter(lambda i, example: tf.gather(flags, i)).map(lambda i, example: example)
             return Data(
                 ds.batch(self._batch_size),
                 name=self.name,
@@ -366,44 +377,39 @@ class Data:
                 batch_size=self._batch_size,
             )
         x, y = self._source
-        keep = ~np.isin(self._labels, classes)
         return Data(
             (take(x, keep), y[keep]),
             name=self.name,
             label_format=self.label_format,
-            labels=self._labels[keep],
+            labels=labels,
             batched=False,
             steps=None,
             batch_size=self._batch_size,
         )
 
+    def without(self, classes: Sequence[int]) -> Data:
+        """The examples whose labels are not in ``classes``."""
+        return self.select(~np.isin(self._labels, [int(c) for c in classes]))
+
     def split(self, fraction: float, seed: int = 0) -> tuple[Data, Data]:
         """Two disjoint parts, stratified by class: ``(1 - fraction, fraction)`` of the examples.
 
-        Datasets are read into memory for this; arrays are sliced.
+        A class with a single example stays whole in the first part.
         """
-        x = self.arrays()[0] if isinstance(self._source, tf.data.Dataset) else self._source[0]
         rng = np.random.default_rng(seed)
         held = np.zeros(self.size, bool)
         for c in self.classes:
             index = np.flatnonzero(self._labels == c)
             count = int(round(fraction * index.size)) if index.size > 1 else 0
             held[rng.permutation(index)[:count]] = True
-        labels = self._labels
-        parts = []
-        for keep in (~held, held):
-            parts.append(
-                Data(
-                    (take(x, keep), labels[keep]),
-                    name=self.name,
-                    label_format="sparse",
-                    labels=labels[keep],
-                    batched=False,
-                    steps=None,
-                    batch_size=self._batch_size,
-                )
-            )
-        return parts[0], parts[1]
+        return self.select(~held), self.select(held)
+
+    def hashes(self) -> list[str]:
+        """One content fingerprint per example, in order (see :mod:`keras_forget.fingerprints`)."""
+        out: list[str] = []
+        for x, y in self.batches(256):
+            out.extend(fingerprints.example_hashes(x, y))
+        return out
 
     def to_dataset(self, batch_size: int, *, shuffle_seed: int | None = 0) -> tf.data.Dataset:
         """A batched ``tf.data.Dataset`` of ``(x, integer labels)`` for ``fit``."""

@@ -105,3 +105,28 @@ def evaluate(model: Any, data: Any, target_class: int | Sequence[int] | None = N
                 f"`target_class` {c} is outside the model's {classes} outputs (0..{classes - 1})."
             )
     return accuracies(truth, predicted, classes, target_class)
+
+
+def evaluate_examples(model: Any, forget: Data, retain: Data, test: Data | None) -> Evaluation:
+    """Accuracies after forgetting a subset of examples rather than a class.
+
+    Args:
+        model: a Keras 3 or tf_keras classifier.
+        forget: the forgotten examples.
+        retain: the rest of the training examples.
+        test: unseen examples, or None.
+
+    Returns:
+        An :class:`Evaluation` whose ``forget_accuracy`` is on ``forget``, whose
+        ``retain_accuracy`` is on ``retain``, and whose ``accuracy`` and
+        ``per_class`` are on ``test`` (on ``retain`` without ``test``).
+    """
+    on_forget = predict_labels(model, forget)
+    on_retain = predict_labels(model, retain)
+    truth, predicted, classes = on_retain if test is None else predict_labels(model, test)
+    result = accuracies(truth, predicted, classes)
+    return dataclasses.replace(
+        result,
+        forget_accuracy=float(accuracy_score(on_forget[0], on_forget[1])),
+        retain_accuracy=float(accuracy_score(on_retain[0], on_retain[1])),
+    )

@@ -15,12 +15,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from keras_forget import _keras, selection
 from keras_forget.data import Data
 from keras_forget.introspect.graph import Graph
 from keras_forget.introspect.registry import all_weights, prunable_weights
-from keras_forget.metrics import Evaluation, evaluate
+from keras_forget.metrics import Evaluation, evaluate, evaluate_examples
 from keras_forget.results import Report, Result
 from keras_forget.scores.accumulate import score, score_split, score_units
 from keras_forget.scores.objective import Objective
@@ -48,7 +49,9 @@ class Job:
         num_classes: the number of labels.
         classifier: whether accuracies can be measured.
         floor: the contrast's floor (weight-level forgetting).
-        forget_accuracy: the goal of ``amount="auto"``.
+        forget_accuracy: the goal of ``amount="auto"`` (class forgetting).
+        subset: forgetting given examples rather than classes (``targets`` is
+            then empty).
         shrink: remove units physically (unit granularity).
         tune: the fine-tuning, or None.
         batch_size: scoring batch size.
@@ -65,6 +68,7 @@ class Job:
     classifier: bool = True
     floor: float = selection.FLOOR
     forget_accuracy: float = 0.0
+    subset: bool = False
     shrink: bool = False
     tune: FineTune | None = None
     batch_size: int = 64
@@ -72,13 +76,19 @@ class Job:
 
     @property
     def forgetting(self) -> bool:
-        return bool(self.targets)
+        return bool(self.targets) or self.subset
 
 
-def _weight_masks_for(model: Any, job: Job, data: Data | None) -> Callable[[Any], MaskMap]:
+def _weight_masks_for(
+    model: Any, job: Job, data: Data | None, forget: Data | None = None
+) -> Callable[[Any], MaskMap]:
     """``amount -> MaskMap`` over the prunable weights, from one scoring pass."""
     run = dict(batch_size=job.batch_size, verbose=job.verbose)
-    if job.forgetting and job.method.needs_data:
+    if job.subset and job.method.needs_data:
+        forget_scores = score(model, forget, job.method.forget_variant(), job.objective, **run)
+        retain_scores = score(model, data, job.method.fresh(), job.objective, **run)
+        ranked = selection.contrast(forget_scores, retain_scores, floor=job.floor)
+    elif job.forgetting and job.method.needs_data:
         forget, retain = score_split(model, data, job.method, job.objective, job.targets, **run)
         ranked = selection.contrast(forget, retain, floor=job.floor)
     else:
@@ -100,37 +110,94 @@ def _unit_masks_for(graph: Graph, job: Job, data: Data | None) -> Callable[[Any]
     return lambda a: selection.select_units(scores, a, scope=job.scope, highest=job.forgetting)
 
 
-def _forgets(model: Any, job: Job, data: Data, variables_of: Callable) -> Callable:
-    """``MaskMap -> bool``: whether a masked working copy forgets the targets on ``data``."""
+def _outputs(model: Any, x: Any, y: np.ndarray) -> np.ndarray:
+    """The model's outputs on ``(x, y)``, in chunks."""
+    chunks = Data.of((x, y), batch_size=256).batches()
+    return np.concatenate([np.asarray(model(xb, training=False)) for xb, _ in chunks])
+
+
+def _losses(outputs: np.ndarray, y: np.ndarray, from_logits: bool) -> np.ndarray:
+    """Per-example cross-entropy of ``outputs`` (logits or probabilities) for labels ``y``."""
+    if from_logits:
+        shifted = outputs - outputs.max(-1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    else:
+        log_p = np.log(np.clip(outputs, 1e-12, 1.0))
+    return -log_p[np.arange(len(y)), y]
+
+
+def membership_auc(member_losses: np.ndarray, unseen_losses: np.ndarray) -> float:
+    """How well the loss tells members from unseen examples: the ROC AUC of ``-loss``.
+
+    0.5: members are no more recognisable than unseen examples; above 0.5 they
+    have lower losses, as examples a model was trained on do.
+    """
+    truth = np.r_[np.ones(len(member_losses)), np.zeros(len(unseen_losses))]
+    return float(roc_auc_score(truth, -np.r_[member_losses, unseen_losses]))
+
+
+def chance_auc(members: int, unseen: int, z: float = 1.645) -> float:
+    """The largest membership AUC that chance explains: a one-sided test at 5 %.
+
+    Uses the standard error of the AUC when both groups come from one
+    distribution (Hanley & McNeil, 1982): ``sqrt((m + u + 1) / (12·m·u))``.
+    """
+    return 0.5 + z * float(np.sqrt((members + unseen + 1) / (12.0 * members * unseen)))
+
+
+def _goal(job: Job, search: Data, forget: Data | None) -> Callable[[Any], bool]:
+    """``model -> bool``: whether a model has forgotten, judged on examples never scored.
+
+    Class forgetting: accuracy on the targets' examples of ``search`` is at most
+    ``job.forget_accuracy``. Subset forgetting: the forget examples are no more
+    recognisable than the unseen examples ``search``: :func:`membership_auc` is within
+    what chance explains (:func:`chance_auc`).
+    """
+    if not job.subset:
+        x, y = search.arrays(job.targets, limit=MAX_SEARCH_EXAMPLES)
+        return lambda m: float(np.mean(_outputs(m, x, y).argmax(-1) == y)) <= job.forget_accuracy
+    fx, fy = forget.arrays(limit=MAX_SEARCH_EXAMPLES)
+    ux, uy = search.arrays(limit=MAX_SEARCH_EXAMPLES)
+    logits = job.objective.from_logits
+    limit = chance_auc(len(fy), len(uy))
+
+    def unrecognisable(m: Any) -> bool:
+        members = _losses(_outputs(m, fx, fy), fy, logits)
+        return membership_auc(members, _losses(_outputs(m, ux, uy), uy, logits)) <= limit
+
+    return unrecognisable
+
+
+def _forgets(model: Any, goal: Callable[[Any], bool], variables_of: Callable) -> Callable:
+    """``MaskMap -> bool``: whether a working copy of ``model`` with these masks meets ``goal``."""
     work = _keras.clone(model)
     variables = variables_of(work)
     original = {k: v.numpy() for k, v in variables.items()}
-    x, y = data.arrays(job.targets, limit=MAX_SEARCH_EXAMPLES)
 
     def forgets(masks: MaskMap) -> bool:
         for key, value in original.items():
             mask = masks.get(key)
             variables[key].assign(value if mask is None else value * mask)
-        predicted = np.concatenate(
-            [np.asarray(work(xb, training=False)).argmax(-1) for xb, _ in _chunks(x, y)]
-        )
-        return float(np.mean(predicted == y)) <= job.forget_accuracy
+        return goal(work)
 
     return forgets
-
-
-def _chunks(x: Any, y: np.ndarray, size: int = 256) -> Any:
-    return Data.of((x, y), batch_size=size).batches()
 
 
 def _prunable_variables(model: Any) -> dict[str, Any]:
     return {k: w.variable for k, w in prunable_weights(model).items()}
 
 
-def _choose(model: Any, job: Job, data: Data | None, graph: Graph | None) -> tuple:
+def _choose(
+    model: Any,
+    job: Job,
+    data: Data | None,
+    graph: Graph | None,
+    search: Data | None = None,
+    forget: Data | None = None,
+) -> tuple:
     """``(amount, weight masks, unit masks or None, reached)`` for the job."""
     if graph is None:
-        masks_for = _weight_masks_for(model, job, data)
+        masks_for = _weight_masks_for(model, job, data, forget)
         to_weights, variables_of = (lambda m: m), _prunable_variables
     else:
         masks_for = _unit_masks_for(graph, job, data)
@@ -138,7 +205,7 @@ def _choose(model: Any, job: Job, data: Data | None, graph: Graph | None) -> tup
     if job.amount != "auto":
         chosen = masks_for(job.amount)
         return job.amount, to_weights(chosen), None if graph is None else chosen, None
-    forgets = _forgets(model, job, data, variables_of)
+    forgets = _forgets(model, _goal(job, search, forget), variables_of)
     amount, chosen, reached = amount_search.search(
         masks_for, lambda m: forgets(to_weights(m)), amount_search.grid_for(job.granularity)
     )
@@ -169,6 +236,9 @@ def run(
     check: Data | None,
     eval_split: str,
     train: Data | None,
+    search: Data | None = None,
+    forget: Data | None = None,
+    search_split: str | None = None,
 ) -> Result:
     """Runs ``job`` on ``model`` (not changed) and returns the :class:`Result`.
 
@@ -179,17 +249,26 @@ def run(
         check: the data the report's accuracies are measured on, or None.
         eval_split: what ``check`` is, for the report.
         train: the fine-tuning data (None without ``job.tune``).
+        search: the examples ``amount="auto"`` decides on, never scored: held-out
+            examples of the targets (class forgetting) or unseen examples
+            (subset forgetting); default ``data``.
+        forget: with ``job.subset``, the examples to forget (``data`` is then
+            the rest of the training data).
+        search_split: what ``search`` is, for the report.
     """
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     graph = Graph(model) if job.granularity == "unit" else None
-    amount, masks, units, reached = _choose(model, job, data, graph)
+    search = data if search is None else search
+    amount, masks, units, reached = _choose(model, job, data, graph, search, forget)
     seconds["scoring"] = time.perf_counter() - start
     tick = time.perf_counter()
     edited = _edit(model, job, data, masks, units, graph)
     seconds["masking"] = time.perf_counter() - tick
 
     def measure(m: Any) -> Evaluation | None:
+        if job.subset:
+            return evaluate_examples(m, forget, data, check)
         if check is None or not job.classifier:
             return None
         return evaluate(m, check, job.targets or None)
@@ -225,5 +304,7 @@ def run(
         granularity=job.granularity,
         eval_split=eval_split,
         auto_reached=reached,
+        search_split=search_split if job.amount == "auto" else None,
+        forgotten_examples=forget.size if job.subset else 0,
     )
     return Result(edited, dict(masks), report, unit_masks=None if units is None else dict(units))

@@ -55,6 +55,12 @@ class Report:
             ``"data"``, the very examples that were scored).
         auto_reached: with ``amount="auto"``, whether the goal was met on the
             grid (None when the amount was given).
+        search_split: with ``amount="auto"``, the examples the amount was
+            decided on (never the scored ones); else None.
+        forgotten_examples: when given examples were forgotten rather than
+            classes, how many (then ``forget`` is their accuracy, ``retain`` the
+            accuracy on the rest of the training data, and ``all`` and the
+            per-class rows are on ``eval_split``); else 0.
         left_whole: names of the layers with trainable weights keras_forget
             cannot prune, kept as they were (``pruned`` and ``total`` do not
             count them); see
@@ -75,6 +81,8 @@ class Report:
     eval_split: str = "data"
     auto_reached: bool | None = None
     left_whole: tuple[str, ...] = ()
+    search_split: str | None = None
+    forgotten_examples: int = 0
 
     @property
     def sparsity(self) -> float:
@@ -100,7 +108,7 @@ class Report:
             mark = "*" if c in self.target_classes else " "
             cells = "  ".join(f"{e.per_class.get(c, float('nan')):>10.3f}" for _, e in evals)
             rows.append(f"{c:>4}{mark}  {cells}")
-        if self.target_classes:
+        if evals[0][1].forget_accuracy is not None:
             for label, attr in (("forget", "forget_accuracy"), ("retain", "retain_accuracy")):
                 cells = "  ".join(f"{getattr(e, attr):>10.3f}" for _, e in evals)
                 rows.append(f"{label:>6} {cells}")
@@ -109,12 +117,16 @@ class Report:
 
     def __str__(self) -> str:
         what = f"forget {list(self.target_classes)}" if self.target_classes else "compress"
+        if self.forgotten_examples:
+            what = f"forget {self.forgotten_examples} examples"
+        search = f"\namount decided on {self.search_split}" if self.search_split else ""
         table = self.table()
         left = f"\nleft whole (not prunable): {', '.join(self.left_whole)}"
         return (
             f"{what} with {self.method} ({self.scope}): pruned {self.pruned}/{self.total} "
             f"{self.granularity}s ({self.sparsity:.2%}) in {self.seconds.get('total', 0.0):.1f}s"
             + (left if self.left_whole else "")
+            + search
             + (f"\naccuracy on {self.eval_split}:\n{table}" if table else "")
         )
 

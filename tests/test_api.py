@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import keras_forget as kf
-from keras_forget import selection
+from keras_forget import api, selection
 from keras_forget.introspect.registry import prunable_weights
 
 from .helpers import assert_pruned_zero
@@ -110,21 +110,41 @@ def test_granularity_and_shrink_are_checked(trained_keras3, digits):
         kf.prune(trained_keras3, digits[0], sparsity=0.5, shrink=True, verbose=False)
 
 
-def test_auto_amount_is_the_smallest_grid_fraction_that_forgets(trained_keras3, digits):
+def test_auto_amount_is_the_smallest_grid_fraction_that_forgets_held_out_examples(
+    trained_keras3, digits
+):
     train, _ = digits
-    weights = kf.prune_for_class(trained_keras3, train, 6, eval_data=train, verbose=False)
-    units = kf.prune_for_class(
-        trained_keras3, train, 6, granularity="unit", amount="auto", eval_data=train, verbose=False
-    )
-    for result, grid in ((weights, selection.GRID), (units, selection.UNIT_GRID)):
-        assert result.report.amount in grid
-        assert result.report.after.forget_accuracy == 0.0
-    index = selection.GRID.index(weights.report.amount)
-    assert index > 0  # this model needs more than the smallest amount
-    less = kf.prune_for_class(
-        trained_keras3, train, 6, amount=selection.GRID[index - 1], eval_data=train, verbose=False
-    )
-    assert less.report.after.forget_accuracy > 0.0
+    scored, held = kf.Data.of(train, trained_keras3).split(api.SEARCH_HOLDOUT, seed=0)
+    for granularity, grid in (("weight", selection.GRID), ("unit", selection.UNIT_GRID)):
+        auto = kf.prune_for_class(trained_keras3, train, 6, granularity=granularity, verbose=False)
+        assert auto.report.amount in grid and auto.report.auto_reached
+        assert "held out of scoring" in auto.report.search_split
+        assert "amount decided on" in str(auto.report)
+        index = grid.index(auto.report.amount)
+        assert index > 0  # this model needs more than the smallest amount
+
+        def on_held(amount, granularity=granularity):
+            result = kf.prune_for_class(
+                trained_keras3,
+                scored,
+                6,
+                amount=amount,
+                granularity=granularity,
+                eval_data=held,
+                verbose=False,
+            )
+            return result.report.after.forget_accuracy
+
+        # The same ranking (scored on the same examples) judged on the held-out ones.
+        assert on_held(grid[index]) == 0.0
+        assert on_held(grid[index - 1]) > 0.0
+
+
+def test_auto_amount_needs_examples_to_hold_out(trained_keras3, digits):
+    x, y = digits[0]
+    keep = (y != 6) | (np.cumsum(y == 6) <= 1)  # a single example of class 6
+    with pytest.raises(kf.InvalidArgumentError, match="too few examples to hold any out"):
+        kf.prune_for_class(trained_keras3, (x[keep], y[keep]), 6, verbose=False)
 
 
 def test_verbs_share_defaults_whatever_the_granularity():
@@ -205,3 +225,82 @@ def test_a_model_with_ops_nodes_forgets_and_prunes_at_both_granularities():
         assert forgot.report.pruned > 0
     small = kf.prune(model, data, sparsity=0.25, granularity="unit", shrink=True, verbose=False)
     assert small.model.count_params() < model.count_params()
+
+
+def test_forgetting_the_examples_of_a_class_forgets_that_class(trained_keras3, digits):
+    (x, y), test = digits
+    target = y == 2
+    result = kf.prune_for_class(
+        trained_keras3, (x, y), forget=(x[target], y[target]), amount=0.01, verbose=False
+    )
+    report = result.report
+    assert report.forgotten_examples == int(target.sum()) and report.target_classes == ()
+    assert report.before.forget_accuracy > 0.9 and report.after.forget_accuracy <= 0.1
+    assert report.after.retain_accuracy >= report.before.retain_accuracy - 0.05
+    assert f"forget {int(target.sum())} examples" in str(report)
+    by_class = kf.prune_for_class(trained_keras3, (x, y), 2, amount=0.01, verbose=False)
+    for key, mask in by_class.masks.items():  # the same scores, so the same masks
+        np.testing.assert_array_equal(mask, result.masks[key])
+
+
+def test_auto_forgets_examples_until_unseen_ones_look_the_same(trained_keras3, digits):
+    from keras_forget.pipeline import _losses, chance_auc, membership_auc
+
+    (x, y), (xt, yt) = digits
+    chosen = np.random.default_rng(0).choice(len(y), 60, replace=False)
+    fx, fy = x[chosen], y[chosen]
+    result = kf.prune_for_class(
+        trained_keras3, (x, y), forget=(fx, fy), eval_data=(xt, yt), verbose=False
+    )
+    assert result.report.auto_reached and "eval_data" in result.report.search_split
+
+    def auc(model):
+        members = _losses(np.asarray(model(fx)), fy, from_logits=False)
+        return membership_auc(members, _losses(np.asarray(model(xt)), yt, from_logits=False))
+
+    assert auc(result.model) <= chance_auc(len(fy), len(yt))
+    assert result.report.after.accuracy >= result.report.before.accuracy - 0.05
+
+
+def test_membership_auc_reads_lower_member_losses_as_recognisable():
+    from keras_forget.pipeline import chance_auc, membership_auc
+
+    rng = np.random.default_rng(0)
+    members, unseen = rng.exponential(0.1, 200), rng.exponential(1.0, 200)
+    assert membership_auc(members, unseen) > 0.8
+    assert membership_auc(unseen, members) < 0.2
+    assert 0.5 < chance_auc(200, 200) < 0.56 and chance_auc(20, 20) > chance_auc(200, 200)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("both", "not both"),
+        ("neither", "not neither"),
+        ("absent", "not in `data`"),
+        ("all", "all of `data`"),
+        ("units", "single weights"),
+        ("auto_without_unseen", "eval_data"),
+        ("empty", "empty"),
+    ],
+)
+def test_forget_examples_are_checked_before_any_work(trained_keras3, digits, case, message):
+    (x, y), _ = digits
+    kwargs = {"forget": (x[:10], y[:10]), "amount": 0.01}
+    target = None
+    if case == "both":
+        target = 3
+    elif case == "neither":
+        kwargs.pop("forget")
+    elif case == "absent":
+        kwargs["forget"] = (x[:10] + 0.5, y[:10])
+    elif case == "all":
+        kwargs["forget"] = (x, y)
+    elif case == "units":
+        kwargs["granularity"] = "unit"
+    elif case == "auto_without_unseen":
+        kwargs["amount"] = "auto"
+    elif case == "empty":
+        kwargs["forget"] = (x[:0], y[:0])
+    with pytest.raises(kf.InvalidArgumentError, match=message):
+        kf.prune_for_class(trained_keras3, (x, y), target, verbose=False, **kwargs)

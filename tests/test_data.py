@@ -60,6 +60,33 @@ def test_without_and_split_keep_labels_and_classes():
     assert held.size == 10
 
 
+def test_select_and_split_stream_datasets_with_one_hot_labels():
+    x, y = _arrays(40)
+    arrays = Data.of((x, y), keras3_mlp())
+    ds = tf.data.Dataset.from_tensor_slices((x, np.eye(10, dtype="float32")[y])).batch(7)
+    streamed = Data.of(ds, keras3_mlp())
+    keep = np.arange(40) % 3 == 0
+    for data in (arrays, streamed):
+        part = data.select(keep)
+        got_x = np.concatenate([b[0] for b in part.batches()])
+        got_y = np.concatenate([b[1] for b in part.batches()])
+        np.testing.assert_array_equal(got_x, x[keep])
+        np.testing.assert_array_equal(got_y, y[keep])
+        assert part.size == keep.sum() and part.hashes() == arrays.select(keep).hashes()
+        kept, held = data.split(0.25, seed=0)
+        assert not set(kept.hashes()) & set(held.hashes()) and held.size == 10
+    with pytest.raises(kf.InvalidArgumentError, match="flags"):
+        arrays.select(keep[:5])
+
+
+def test_hashes_match_the_same_examples_in_any_precision():
+    x, y = _arrays(5)
+    same = Data.of((x.astype("float32"), y)).hashes()
+    assert same == Data.of((x.astype("float32"), np.eye(10)[y])).hashes()
+    assert len(set(same)) == 5
+    assert Data.of((x + 1e-3, y)).hashes() != same
+
+
 def test_to_dataset_trains_a_model():
     x, y = _arrays()
     model = keras3_mlp()
