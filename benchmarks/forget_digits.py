@@ -1,139 +1,242 @@
-"""Forgetting each digit class: every method against retraining from scratch.
+"""Forgetting each digit class with weight-level scores, against retraining from scratch.
 
-For every class 0-9 and every score (plus retraining without the class, the
-gold standard), measures on the test split the forget accuracy (accuracy on the
-forgotten class) and retain accuracy (on the rest), right after pruning (NoFT)
-and after one fine-tuning epoch on the retained data (FT), and the time to
-forget as a ratio of the time to retrain, measured in the same run.
+Follows the protocol of benchmarks/README.md, in two halves:
 
-    python benchmarks/forget_digits.py [--methods gradxweight fisher ...] [--classes 0 1 ...]
+- ``--split validation`` chooses: on a stratified 20 % validation part carved from the
+  training part (``random_state=seed``; the test part is never read), every floor in
+  ``--floors`` of the default method's forget-vs-retain contrast is run on every class,
+  seed and architecture, and the floor recommended is the one with the highest mean
+  retain accuracy among those that forget every class (forget accuracy <= 5 %).
+- ``--split test`` reports once: the library's defaults (``kf.prune_for_class(model,
+  data, c, eval_data=test)``, weight level, ``amount="auto"``) and other scores as
+  baselines, trained on the whole training part and measured on the untouched test part.
+  Each row gives forget accuracy (on the forgotten class) and retain accuracy (on the rest)
+  before, right after pruning (NoFT) and after one fine-tuning epoch on the retained
+  training data (FT, default method only), and the time to forget as a ratio of the time to
+  retrain measured in the same run. Retraining without the class (the gold standard) runs
+  for ``--retrain-classes`` classes per seed and architecture.
 
-Prints a table and writes benchmarks/results/forget_digits.json.
+Architectures: an MLP (softmax output) and the VGG- and ResNet-style CNNs of
+``examples/discedit_cnn.py`` (logits). Summaries are mean [min, max] over seeds × classes.
+
+    python benchmarks/forget_digits.py --split test [--seeds 0 1 2] [--archs mlp vgg resnet]
+        [--methods gradxweight fisher random] [--classes 0 ... 9] [--quiet] [--out DIR]
+
+Prints the tables and writes benchmarks/results/forget_digits_<split>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+import traceback
 
-import numpy as np
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
-import keras_forget as kf
-from keras_forget import models
-from keras_forget.files import write_json
+import numpy as np  # noqa: E402
+from protocol import ARCHITECTURES, VAL_FRACTION, fmt, splits, spread  # noqa: E402
+from provenance import provenance  # noqa: E402
 
-METHODS = ("gradxweight", "fisher", "obd", "magnitude", "random")
+import keras_forget as kf  # noqa: E402
+from keras_forget import selection  # noqa: E402
+from keras_forget.files import write_json  # noqa: E402
+
+METHODS = ("gradxweight", "fisher", "random")
+FLOORS = (0.01, 0.1, 1.0)
+FORGOTTEN = 0.05  # forget accuracy at or below this counts as forgotten
+EPOCHS = {"mlp": 40, "vgg": 15, "resnet": 15}
+FINE_TUNE = kf.FineTune(epochs=1)
 
 
-def retrain(train, test, target, epochs):
-    """Trains the same architecture from scratch without ``target``; returns (eval, seconds)."""
-    x, y = train
-    keep = ~np.isin(y, [target])
-    x, y = x[keep], y[keep]
+def forget_row(model, fit, held, target, method, floor=None, tune=False) -> dict:
+    """One forgetting call: accuracies before / NoFT (/ FT) on ``held`` and seconds."""
     start = time.perf_counter()
-    model = models.train(models.digits_mlp(), x, y, epochs=epochs)
-    seconds = time.perf_counter() - start
-    return kf.evaluate(model, test, target), seconds
-
-
-def forget(model, train, test, target, method):
-    start = time.perf_counter()
-    result = kf.prune_for_class(model, train, target, method=method, eval_data=test, verbose=False)
-    seconds = time.perf_counter() - start
-    tuned = kf.prune_for_class(
-        model,
-        train,
-        target,
-        method=method,
-        amount=result.report.amount,
-        fine_tune=kf.FineTune(epochs=1),
-        eval_data=test,
-        verbose=False,
-    ).report.fine_tuned
-    return result.report, tuned, seconds
-
-
-def row(method, target, before, after, tuned, amount, ratio):
-    return {
-        "method": method,
-        "class": target,
-        "amount": amount,
-        "forget_acc_before": before.forget_accuracy,
-        "retain_acc_before": before.retain_accuracy,
-        "forget_acc_noft": after.forget_accuracy,
-        "retain_acc_noft": after.retain_accuracy,
-        "forget_acc_ft": tuned.forget_accuracy,
-        "retain_acc_ft": tuned.retain_accuracy,
-        "time_vs_retrain": ratio,
-    }
-
-
-def summarize(rows):
-    lines = [
-        f"{'method':<12}{'class':>6}{'amount':>9}{'FA0':>7}{'RA0':>7}{'FA':>7}{'RA':>7}"
-        f"{'ΔRA':>7}{'FA-FT':>7}{'RA-FT':>7}{'t/retrain':>10}"
-    ]
-    for r in rows:
-        lines.append(
-            f"{r['method']:<12}{r['class']:>6}{r['amount']:>9.4f}{r['forget_acc_before']:>7.3f}"
-            f"{r['retain_acc_before']:>7.3f}{r['forget_acc_noft']:>7.3f}{r['retain_acc_noft']:>7.3f}"
-            f"{r['retain_acc_noft'] - r['retain_acc_before']:>+7.3f}{r['forget_acc_ft']:>7.3f}"
-            f"{r['retain_acc_ft']:>7.3f}{r['time_vs_retrain']:>10.3f}"
-        )
-    lines.append("")
-    lines.append(
-        f"{'method':<12}{'max FA':>8}{'mean FA':>9}{'worst ΔRA':>11}{'mean ΔRA':>10}"
-        f"{'max FA-FT':>11}{'worst ΔRA-FT':>14}{'t/retrain':>11}"
+    result = kf.prune_for_class(
+        model, fit, target, method=method, floor=floor, eval_data=held, verbose=False
     )
-    for method in dict.fromkeys(r["method"] for r in rows):
-        sub = [r for r in rows if r["method"] == method]
-        fa = np.array([r["forget_acc_noft"] for r in sub])
-        dra = np.array([r["retain_acc_noft"] - r["retain_acc_before"] for r in sub])
-        fa_ft = np.array([r["forget_acc_ft"] for r in sub])
-        dra_ft = np.array([r["retain_acc_ft"] - r["retain_acc_before"] for r in sub])
-        t = np.array([r["time_vs_retrain"] for r in sub])
+    seconds = time.perf_counter() - start
+    r = result.report
+    row = {
+        "amount": r.amount,
+        "auto_reached": r.auto_reached,
+        "forget_before": r.before.forget_accuracy,
+        "retain_before": r.before.retain_accuracy,
+        "forget_noft": r.after.forget_accuracy,
+        "retain_noft": r.after.retain_accuracy,
+        "seconds": seconds,
+    }
+    if tune:
+        tuned = kf.prune_for_class(
+            model,
+            fit,
+            target,
+            method=method,
+            floor=floor,
+            amount=r.amount,
+            fine_tune=FINE_TUNE,
+            eval_data=held,
+            verbose=False,
+        ).report.fine_tuned
+        row.update(forget_ft=tuned.forget_accuracy, retain_ft=tuned.retain_accuracy)
+    return row
+
+
+def retrain_row(arch, seed, fit, held, target, epochs) -> dict:
+    """The gold standard: the same architecture trained from scratch without ``target``."""
+    build, train = ARCHITECTURES[arch]
+    x, y = fit
+    keep = y != target
+    start = time.perf_counter()
+    model = train(build(seed=seed), ((x[keep], y[keep]), None), epochs=epochs, seed=seed)
+    seconds = time.perf_counter() - start
+    e = kf.evaluate(model, held, target)
+    return {"forget_noft": e.forget_accuracy, "retain_noft": e.retain_accuracy, "seconds": seconds}
+
+
+def summarize(rows, key_fields) -> list[dict]:
+    """Mean [min, max] of every measure, per combination of ``key_fields``."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "error" not in r:
+            groups.setdefault(tuple(r[k] for k in key_fields), []).append(r)
+    out = []
+    for key, group in groups.items():
+        cell = dict(zip(key_fields, key), n=len(group))
+        for m in ("forget_noft", "retain_noft", "forget_ft", "retain_ft", "time_vs_retrain"):
+            cell[m] = spread([g.get(m) for g in group])
+        cell["retain_drop_noft"] = spread(
+            [g["retain_noft"] - g["retain_before"] for g in group if "retain_before" in g]
+        )
+        cell["forgotten"] = sum(g["forget_noft"] <= FORGOTTEN for g in group)
+        out.append(cell)
+    return out
+
+
+def table(summary, key_fields) -> str:
+    head = "  ".join(f"{k:<11}" for k in key_fields)
+    lines = [
+        f"{head}  {'n':>3}  {'forgot':>6}  {'forget NoFT':<21}  {'retain NoFT':<21}  "
+        f"{'Δretain NoFT':<24}  {'forget FT':<21}  {'retain FT':<21}  {'t/retrain':<21}"
+    ]
+    for c in summary:
+        keys = "  ".join(f"{c[k]!s:<11}" for k in key_fields)
         lines.append(
-            f"{method:<12}{fa.max():>8.3f}{fa.mean():>9.3f}{dra.min():>+11.3f}"
-            f"{dra.mean():>+10.3f}{fa_ft.max():>11.3f}{dra_ft.min():>+14.3f}{t.mean():>11.3f}"
+            f"{keys}  {c['n']:>3}  {c['forgotten']:>6}  {fmt(c['forget_noft']):<21}  "
+            f"{fmt(c['retain_noft']):<21}  {fmt(c['retain_drop_noft']):<24}  "
+            f"{fmt(c['forget_ft']):<21}  {fmt(c['retain_ft']):<21}  "
+            f"{fmt(c['time_vs_retrain']):<21}"
         )
     return "\n".join(lines)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--methods", nargs="+", default=list(METHODS))
-    p.add_argument("--classes", nargs="+", type=int, default=list(range(10)))
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
-    args = p.parse_args()
-    train, test = kf.datasets.load("digits")
-    model = models.train(models.digits_mlp(), *train, epochs=args.epochs)
+def recommend(summary) -> dict:
+    """The floor with the highest mean retain accuracy among those that forget every run."""
+    floors = sorted({c["floor"] for c in summary})
+    score = {}
+    for floor in floors:
+        cells = [c for c in summary if c["floor"] == floor]
+        every = all(c["forgotten"] == c["n"] for c in cells)
+        score[floor] = {
+            "forgets_every_run": every,
+            "mean_retain_noft": float(np.mean([c["retain_noft"]["mean"] for c in cells])),
+        }
+    ok = [f for f in floors if score[f]["forgets_every_run"]] or floors
+    # On a tie the library's current default stays: no change without evidence.
+    best = max(ok, key=lambda f: (score[f]["mean_retain_noft"], f == selection.FLOOR))
+    return {"floor": best, "library_default": selection.FLOOR, "by_floor": score}
+
+
+def run(args, say) -> list[dict]:
     rows = []
-    for target in args.classes:
-        gold, retrain_s = retrain(train, test, target, args.epochs)
-        for method in args.methods:
-            report, tuned, seconds = forget(model, train, test, target, method)
-            rows.append(
-                row(
-                    method,
-                    target,
-                    report.before,
-                    report.after,
-                    tuned,
-                    report.amount,
-                    seconds / retrain_s,
+    for seed in args.seeds:
+        fit, held = splits(args.split, seed)
+        for arch in args.archs:
+            build, train = ARCHITECTURES[arch]
+            epochs = args.epochs or EPOCHS[arch]
+            tick = time.perf_counter()
+            model = train(build(seed=seed), (fit, None), epochs=epochs, seed=seed)
+            train_seconds = time.perf_counter() - tick
+            say(f"[seed {seed}] {arch}: trained in {train_seconds:.0f}s")
+            retrain_seconds = []
+            for i, target in enumerate(args.classes):
+                base = {"seed": seed, "arch": arch, "class": target}
+                if args.split == "test" and i < args.retrain_classes:
+                    gold = retrain_row(arch, seed, fit, held, target, epochs)
+                    retrain_seconds.append(gold["seconds"])
+                    rows.append(dict(base, method="retrain", time_vs_retrain=1.0, **gold))
+                settings = (
+                    [(m, None) for m in args.methods]
+                    if args.split == "test"
+                    else [(args.methods[0], f) for f in args.floors]
                 )
-            )
-            print(summarize(rows[-1:]).splitlines()[1], flush=True)
-        rows.append(row("retrain", target, report.before, gold, gold, 0.0, 1.0))
-    table = summarize(rows)
-    print(table)
-    path = write_json(
-        os.path.join(args.out, "forget_digits.json"), {"rows": rows, "epochs": args.epochs}
+                for method, floor in settings:
+                    row = dict(base, method=method, floor=floor or selection.FLOOR)
+                    try:
+                        tune = args.split == "test" and method == args.methods[0]
+                        row.update(forget_row(model, fit, held, target, method, floor, tune))
+                    except Exception as err:  # a failed run is counted, not dropped
+                        row["error"] = f"{type(err).__name__}: {err}"
+                        traceback.print_exc()
+                    rows.append(row)
+                    say(
+                        f"  class {target} {method} floor {row['floor']}: "
+                        + (
+                            row.get("error")
+                            or f"forget {row['forget_noft']:.3f} retain "
+                            f"{row['retain_before']:.3f}->{row['retain_noft']:.3f} "
+                            f"amount {row['amount']:.4f}"
+                        )  # fmt: skip
+                    )
+            per_retrain = float(np.mean(retrain_seconds)) if retrain_seconds else None
+            for r in rows:
+                if r["seed"] == seed and r["arch"] == arch and r["method"] != "retrain":
+                    if per_retrain and "seconds" in r:
+                        r["time_vs_retrain"] = r["seconds"] / per_retrain
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--split", choices=("validation", "test"), default="test")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--archs", nargs="+", choices=list(ARCHITECTURES), default=list(ARCHITECTURES))
+    p.add_argument("--methods", nargs="+", default=list(METHODS), help="the first is the default")
+    p.add_argument("--floors", type=float, nargs="+", default=list(FLOORS))
+    p.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
+    p.add_argument("--retrain-classes", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=None, help="override every architecture's")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = p.parse_args(argv)
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    origin = provenance()
+    start = time.perf_counter()
+    rows = run(args, say)
+    keys = ("arch", "method") if args.split == "test" else ("arch", "floor")
+    summary = summarize(rows, keys)
+    where = (
+        "untouched test split"
+        if args.split == "test"
+        else f"validation split (stratified {VAL_FRACTION:.0%} of the training part)"
     )
+    print(
+        f"\nweight-level forgetting, amount='auto', on the {where}; mean [min, max] over seeds "
+        f"{args.seeds} × classes {args.classes}; forgot = runs with forget accuracy <= "
+        f"{FORGOTTEN}; FT = {FINE_TUNE.epochs} epoch (default method only)\n" + table(summary, keys)
+    )
+    out = {"split": args.split, "rows": rows, "summary": summary, "provenance": origin}
+    if args.split == "validation":
+        out["recommendation"] = recommend(summarize(rows, ("arch", "floor")))
+        print(f"\nrecommended floor: {out['recommendation']}")
+    errors = sum("error" in r for r in rows)
+    print(f"{len(rows)} runs, {errors} failed, {time.perf_counter() - start:.0f}s")
+    path = write_json(os.path.join(args.out, f"forget_digits_{args.split}.json"), out)
     print(f"wrote {path}")
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -29,15 +29,14 @@ import sys
 import time
 import traceback
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+sys.path.insert(0, HERE)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from discedit_cnn import resnet, train, vgg  # noqa: E402
+from protocol import ARCHITECTURES, VAL_FRACTION, fmt, spread  # noqa: E402
+from protocol import validation_split as split  # noqa: E402
 from provenance import provenance  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
 from keras_forget import api  # noqa: E402
@@ -46,49 +45,7 @@ from keras_forget.files import write_json  # noqa: E402
 OUT = os.path.join(HERE, "results", "unit_scope.json")
 SCOPES = ("layer", "global")
 SPARSITIES = (0.3, 0.5)
-VAL_FRACTION = 0.2
 FINE_TUNE = kf.FineTune(epochs=1, learning_rate=1e-3)  # benchmarks/discedit.py's PRUNE_FT
-L = keras.layers
-
-
-def mlp(classes: int = 10, seed: int = 0) -> keras.Model:
-    """Flatten, Dense 128, Dense 64, softmax (8×8×1 inputs)."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((8, 8, 1))
-    x = L.Flatten(name="flatten")(inputs)
-    x = L.Dense(128, activation="relu", name="fc1")(x)
-    x = L.Dense(64, activation="relu", name="fc2")(x)
-    return keras.Model(inputs, L.Dense(classes, activation="softmax", name="out")(x), name="mlp")
-
-
-def train_softmax(model: keras.Model, data, epochs: int, seed: int) -> keras.Model:
-    """``discedit_cnn.train`` for a softmax output (it expects logits)."""
-    keras.utils.set_random_seed(seed)
-    (x, y), _ = data
-    model.compile(
-        keras.optimizers.Adam(1e-3),
-        keras.losses.SparseCategoricalCrossentropy(),
-        metrics=["accuracy"],
-    )
-    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
-    return model
-
-
-#: name: (builder, trainer)
-ARCHITECTURES = {
-    "mlp": (mlp, train_softmax),
-    "vgg": (vgg, train),
-    "resnet": (resnet, train),
-}
-
-
-def split(seed: int):
-    """(fit, validation) carved from the training part of the digits; the test part is dropped."""
-    (x, y), _test_never_used = kf.datasets.load("digits", seed=seed)
-    x_fit, x_val, y_fit, y_val = train_test_split(
-        x, y, test_size=VAL_FRACTION, stratify=y, random_state=seed
-    )
-    return (x_fit, y_fit), (x_val, y_val)
 
 
 def prune_row(model, fit, val, seed: int, sparsity: float, scope: str) -> dict:
@@ -118,11 +75,6 @@ def prune_row(model, fit, val, seed: int, sparsity: float, scope: str) -> dict:
         "units": {k: int(m.size) for k, m in result.unit_masks.items()},
         "seconds": r.seconds["total"],
     }
-
-
-def spread(values) -> dict:
-    v = np.asarray(values, float)
-    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
 
 
 def summarize(rows, archs, sparsities) -> list[dict]:
@@ -173,14 +125,6 @@ def recommend(summary) -> dict:
         "library_default": default,
         "agrees_with_library_default": best == default,
     }
-
-
-def fmt(s: dict | None, digits: int = 3) -> str:
-    if s is None:
-        return "—"
-    if digits == 0:
-        return f"{s['mean']:.0f} [{s['min']:.0f}, {s['max']:.0f}]"
-    return f"{s['mean']:.{digits}f} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
 
 
 def table(summary) -> str:

@@ -55,17 +55,12 @@ def test_obd_example_writes_curves(tmp_path):
 def test_forget_benchmark_writes_its_table(tmp_path):
     _run(
         "benchmarks/forget_digits.py",
-        "--methods",
-        "gradxweight",
-        "--classes",
-        "3",
-        "--epochs",
-        "3",
-        "--out",
-        str(tmp_path),
+        *("--seeds", "0", "--archs", "mlp", "--methods", "gradxweight", "--classes", "3"),
+        *("--epochs", "3", "--retrain-classes", "1", "--quiet", "--out", str(tmp_path)),
     )
-    rows = json.loads((tmp_path / "forget_digits.json").read_text())["rows"]
-    assert {r["method"] for r in rows} == {"gradxweight", "retrain"}
+    out = json.loads((tmp_path / "forget_digits_test.json").read_text())
+    assert {r["method"] for r in out["rows"]} == {"gradxweight", "retrain"}
+    assert out["provenance"]["commit"] and out["split"] == "test"
 
 
 @pytest.mark.slow

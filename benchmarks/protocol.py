@@ -1,0 +1,95 @@
+"""What every benchmark that follows the protocol of benchmarks/README.md shares.
+
+The digits splits (a validation part carved from the training part, or the
+untouched test part), the three architectures defaults are chosen over (an MLP
+with a softmax output and the VGG- and ResNet-style CNNs of
+``examples/discedit_cnn.py``, which output logits), and the mean [min, max]
+summaries the tables print.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from discedit_cnn import resnet, train, vgg  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+import keras_forget as kf  # noqa: E402
+
+VAL_FRACTION = 0.2
+L = keras.layers
+
+
+def mlp(classes: int = 10, seed: int = 0) -> keras.Model:
+    """Flatten, Dense 128, Dense 64, softmax (8×8×1 inputs)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 1))
+    x = L.Flatten(name="flatten")(inputs)
+    x = L.Dense(128, activation="relu", name="fc1")(x)
+    x = L.Dense(64, activation="relu", name="fc2")(x)
+    return keras.Model(inputs, L.Dense(classes, activation="softmax", name="out")(x), name="mlp")
+
+
+def train_softmax(model: keras.Model, data, epochs: int, seed: int) -> keras.Model:
+    """``discedit_cnn.train`` for a softmax output (it expects logits)."""
+    keras.utils.set_random_seed(seed)
+    (x, y), _ = data
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+#: name: (builder, trainer)
+ARCHITECTURES = {
+    "mlp": (mlp, train_softmax),
+    "vgg": (vgg, train),
+    "resnet": (resnet, train),
+}
+
+
+def validation_split(seed: int):
+    """(fit, validation) carved from the training part of the digits; the test part is dropped."""
+    (x, y), _test_never_used = kf.datasets.load("digits", seed=seed)
+    x_fit, x_val, y_fit, y_val = train_test_split(
+        x, y, test_size=VAL_FRACTION, stratify=y, random_state=seed
+    )
+    return (x_fit, y_fit), (x_val, y_val)
+
+
+def test_split(seed: int):
+    """(training part, untouched test part) of the digits."""
+    return kf.datasets.load("digits", seed=seed)
+
+
+def splits(kind: str, seed: int):
+    """``(fit, evaluation)``: ``kind`` is ``"validation"`` (choose) or ``"test"`` (report once)."""
+    return validation_split(seed) if kind == "validation" else test_split(seed)
+
+
+def spread(values) -> dict | None:
+    """``{"mean", "min", "max", "n"}`` of the finite values; None if there is none."""
+    v = np.asarray([x for x in values if x is not None], float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return None
+    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
+
+
+def fmt(s: dict | None, digits: int = 3) -> str:
+    """``mean [min, max]``, or ``—``."""
+    if s is None:
+        return "—"
+    if digits == 0:
+        return f"{s['mean']:.0f} [{s['min']:.0f}, {s['max']:.0f}]"
+    return f"{s['mean']:.{digits}f} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
