@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_forget as kf
 from keras_forget.errors import InvalidArgumentError, NotAModelError
 from keras_forget.mixed_privacy import MixedLinear, SolveReport
 
@@ -52,7 +53,7 @@ def test_linearization_is_the_network_at_zero_and_its_first_order_expansion(core
     moved = keras.models.clone_model(core)
     errors = []
     for eps in (1e-2, 1e-3):
-        parts = ml._split(eps * d)
+        parts = ml._objective.split(eps * d)
         moved.set_weights([w + p.numpy() for w, p in zip(core.get_weights(), parts)])
         diff = moved(x).numpy() - base
         errors.append(np.linalg.norm(diff - eps * jd) / np.linalg.norm(eps * jd))
@@ -106,8 +107,8 @@ def test_datasets_one_hot_labels_and_other_dtypes_are_the_same_examples(core, da
     ds = tf.data.Dataset.from_tensor_slices((x, np.eye(K, dtype="float32")[y])).batch(7)
     from_dataset.solve(ds, tol=1e-7)
     np.testing.assert_allclose(from_dataset.delta, ml.delta, rtol=1e-4, atol=1e-5)
-    # forget data given in float64: matched by content, not by dtype
-    ml.forget((x[:5].astype("float64"), y[:5]), remaining=(x[5:], y[5:]))
+    # data given in float64: matched by content, not by dtype, and fed as float32
+    ml.forget((x[:5].astype("float64"), y[:5]), remaining=(x[5:].astype("float64"), y[5:]))
     assert ml.fitted_examples == N - 5
 
 
@@ -150,6 +151,7 @@ def test_bad_forget_requests_raise_and_leave_delta_unchanged(core, data):
         (dict(forget_data=(x[:3], y[:3]), remaining=(x[3:40], y[3:40])), "exactly the fitted"),
         (dict(forget_data=(x[:3], np.full(3, K)), remaining=(x[3:50], y[3:50])), "forget_data"),
         (dict(forget_data=(x[:3], y[:3]), remaining=(x[3:50], y[3:50]), tol=0), "tol"),
+        (dict(forget_data=(x[:3], y[:3]), remaining=(x[3:50], y[3:50]), noise_scale=-1), "noise"),
     ]
     for kwargs, message in bad_calls:
         with pytest.raises(InvalidArgumentError, match=message):
@@ -203,3 +205,99 @@ def test_core_model_is_never_changed_and_model_is_a_keras_model(core, data, tmp_
     ml.model.export(str(tmp_path / "saved"), verbose=False)
     restored = tf.saved_model.load(str(tmp_path / "saved"))
     np.testing.assert_allclose(restored.serve(x).numpy(), ml.predict(x), atol=1e-5)
+
+
+def test_noise_is_scaled_to_the_residual_and_bounds_the_distance_to_retraining(core, data):
+    x, y = data
+    gone, keep = (x[:6], y[:6]), (x[6:], y[6:])
+    retrained = MixedLinear(core, "last:2", weight_decay=LAM)
+    retrained.solve(keep, tol=1e-8)
+
+    def forget(**kwargs):
+        ml = MixedLinear(core, "last:2", weight_decay=LAM)
+        ml.solve((x, y))
+        return ml, ml.forget(gone, remaining=keep, tol=1e-2, max_iter=3, **kwargs)
+
+    rough, report = forget()  # a loose solve: a residual far from 0
+    assert report.noise == 0 and report.information_bound is None
+    distance = np.linalg.norm(rough.delta - retrained.delta)
+    assert 0.01 < distance <= report.gradient_norm / LAM  # ‖Δ − Δ*‖ <= ‖∇L_r(Δ)‖ / λ
+
+    noisy, noisy_report = forget(noise_scale=3.0, seed=0)
+    sigma = 3.0 * noisy_report.gradient_norm / LAM
+    assert noisy_report.noise == pytest.approx(sigma)
+    assert noisy_report.information_bound == pytest.approx(1 / (2 * 3.0**2))
+    assert "nats" in str(noisy_report)
+    z = (noisy.delta - rough.delta) / sigma  # the same deterministic solve, plus noise
+    assert abs(z.mean()) < 0.25 and 0.85 < z.std() < 1.15
+    again, _ = forget(noise_scale=3.0, seed=0)
+    np.testing.assert_array_equal(again.delta, noisy.delta)  # seeded
+
+
+def test_sequential_requests_still_equal_retraining(core, data):
+    x, y = data
+    ml = MixedLinear(core, "last:2", weight_decay=LAM)
+    ml.solve((x, y))
+    ml.forget((x[:5], y[:5]), remaining=(x[5:], y[5:]))
+    report = ml.forget(
+        (x[40:50], y[40:50]), remaining=(np.r_[x[5:40], x[50:]], np.r_[y[5:40], y[50:]])
+    )
+    assert report.converged and ml.fitted_examples == N - 15
+    retrained = MixedLinear(core, "last:2", weight_decay=LAM)
+    retrained.solve((np.r_[x[5:40], x[50:]], np.r_[y[5:40], y[50:]]))
+    assert np.linalg.norm(ml.delta - retrained.delta) <= 1e-3 * np.linalg.norm(retrained.delta)
+
+
+def _reloaded(path, x):
+    restored = tf.saved_model.load(str(path / "saved_model"))
+    (out,) = restored.signatures["serving_default"](tf.constant(x)).values()
+    return out.numpy()
+
+
+def test_export_traces_the_jvp_into_saved_model_and_tflite(core, data, tmp_path):
+    x, y = data
+    ml = MixedLinear(core, "last:1", weight_decay=LAM)  # only the logits layer: TFLite builtins
+    ml.solve((x, y))
+    report = kf.export(ml.model, tmp_path / "last1", tflite=True, sample=x[:8], verbose=False)
+    assert report.max_abs_diff["model.tflite"] <= 1e-4
+    np.testing.assert_allclose(_reloaded(tmp_path / "last1", x), ml.predict(x), atol=1e-5)
+
+    deep = MixedLinear(core, "last:2", weight_decay=LAM)  # through the hidden activation
+    deep.solve((x, y))
+    kf.export(deep.model, tmp_path / "last2", tflite=False, verbose=False)
+    np.testing.assert_allclose(_reloaded(tmp_path / "last2", x), deep.predict(x), atol=1e-5)
+    assert np.abs(deep.predict(x) - core.predict(x, verbose=0)).max() > 1e-2  # Δ is exported
+
+
+def test_tf_keras_core_forgets_exactly_and_exports(data, tmp_path):
+    import tf_keras
+
+    x, y = data
+    tf_keras.utils.set_random_seed(0)
+    core = tf_keras.Sequential(
+        [
+            tf_keras.Input((D,)),
+            tf_keras.layers.Dense(16, activation="tanh", name="hidden"),
+            tf_keras.layers.Dense(K, name="logits"),
+        ]
+    )
+    before = [w.copy() for w in core.get_weights()]
+    ml = MixedLinear(core, "last:2", weight_decay=LAM)
+    assert isinstance(ml.model, tf_keras.Model)
+    base = core.predict(x, verbose=0)
+    assert np.abs(ml.predict(x) - base).max() <= 1e-6
+    losses = ml.fit((x, y), epochs=2, batch_size=16, verbose=False)
+    assert losses[-1] < losses[0]
+    ml.solve((x, y))
+    ml.forget((x[:6], y[:6]), remaining=(x[6:], y[6:]))
+    retrained = MixedLinear(core, "last:2", weight_decay=LAM)
+    retrained.solve((x[6:], y[6:]))
+    assert np.linalg.norm(ml.delta - retrained.delta) <= 1e-3 * np.linalg.norm(retrained.delta)
+    np.testing.assert_allclose(ml.predict(x), retrained.predict(x), atol=1e-3)
+
+    kf.export(ml.model, tmp_path, tflite=False, verbose=False)
+    np.testing.assert_allclose(_reloaded(tmp_path, x), ml.predict(x), atol=1e-5)
+    ml.forget_all()
+    assert np.abs(ml.predict(x) - base).max() <= 1e-6
+    for old, new in zip(before, core.get_weights()):
+        np.testing.assert_array_equal(old, new)

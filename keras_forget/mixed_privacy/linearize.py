@@ -8,17 +8,29 @@ where ``w_c`` are the core weights (kept fixed) and ``Δ`` is the only thing
 trained on user data. ``J·Δ`` is a Jacobian-vector product (forward mode,
 ``tf.autodiff.ForwardAccumulator``) and ``Jᵀ·r`` a vector-Jacobian product
 (``tf.GradientTape`` with ``output_gradients``); the Jacobian itself is never formed.
+
+:func:`linearized_model` wraps the expansion as a functional model of the core's
+Keras (Keras 3 or tf_keras) whose one layer, :class:`LinearizedLayer`, holds the
+core and Δ; the JVP is traced into its graph, so a SavedModel export computes
+``f + J·Δ`` for any core. A TFLite conversion needs every op of that graph to
+be a TFLite builtin, and the tangent through a ReLU or leaky ReLU is carried by
+``ReluGrad`` / ``LeakyReluGrad``, which are not: TFLite export works when no
+such activation lies after the first linearized weight (``linearize="last:1"``
+on a logits layer without activation).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from keras_forget import _keras
 from keras_forget.errors import InvalidArgumentError
 
 _LAST = re.compile(r"^last:(\d+)$")
@@ -96,9 +108,10 @@ def tf_variable(variable: Any) -> tf.Variable:
     return variable if isinstance(variable, tf.Variable) else variable.value
 
 
-def linear_variables(layers: Sequence[Any]) -> list[tf.Variable]:
-    """The trainable ``tf.Variable`` of ``layers``, in order; the coordinates of Δ."""
-    return [tf_variable(v) for layer in layers for v in layer.trainable_weights]
+def trainable_indices(layer: Any) -> list[int]:
+    """The positions in ``layer.weights`` of its trainable weights."""
+    trainable = {id(v) for v in layer.trainable_weights}
+    return [i for i, v in enumerate(layer.weights) if id(v) in trainable]
 
 
 def _zeros_if_none(value: Any, like: tf.Tensor) -> tf.Tensor:
@@ -145,26 +158,56 @@ def vjp(
     return [_zeros_if_none(g, v) for g, v in zip(grads, variables)]
 
 
-class LinearizedModel(keras.Model):
-    """A Keras model computing ``f(x; w_c) + J_w f(x; w_c) · Δ``.
+class _Variables:
+    """Holds the linearized variables out of sight of Keras' attribute tracking.
 
-    It owns a private copy of the core network (frozen) and one variable per
-    linearized weight holding Δ. ``predict``, ``evaluate`` and
-    ``export`` (SavedModel) work as for any Keras model; changing Δ (through
-    :class:`~keras_forget.mixed_privacy.MixedLinear`) changes what it computes.
-
-    Args:
-        core: the core network (already a private copy).
-        layer_names: the names of the linearized layers.
-        **kwargs: passed to ``keras.Model``.
+    The variables belong to the core network; a layer attribute holding them
+    directly would make tf_keras count them a second time as the layer's own.
     """
 
-    def __init__(self, core: Any, layer_names: Sequence[str], **kwargs: Any) -> None:
+    def __init__(self, variables: Sequence[tf.Variable]) -> None:
+        self.variables = tuple(variables)
+
+
+class _Linearized:
+    """``f(x; w_c) + J_w f(x; w_c)·Δ`` as a layer of either Keras (mixed into its ``Layer``).
+
+    The layer owns the core network (frozen) and one non-trainable variable per
+    linearized weight, holding Δ. Its config holds the serialized core, so the
+    layer can be copied (``from_config(get_config())``) and saved.
+
+    Args:
+        core: the core network (a private copy: it is frozen here).
+        layer_names: the names of the linearized layers of ``core``.
+        weight_indices: for each of those layers, the positions in its
+            ``weights`` of the linearized variables; by default its trainable
+            weights (a frozen core, as in a config, has none).
+        **kwargs: passed to the Keras ``Layer``.
+    """
+
+    #: ``keras`` or ``tf_keras``: the Keras the subclass is built on.
+    keras_module: Any = keras
+
+    def __init__(
+        self,
+        core: Any,
+        layer_names: Sequence[str],
+        weight_indices: Sequence[Sequence[int]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.layer_names = list(layer_names)
-        self._linear = tuple(linear_variables([core.get_layer(n) for n in self.layer_names]))
+        layers = [core.get_layer(n) for n in self.layer_names]
+        if weight_indices is None:
+            weight_indices = [trainable_indices(layer) for layer in layers]
+        self.weight_indices = [[int(i) for i in idx] for idx in weight_indices]
+        self._linear = _Variables(
+            tf_variable(layer.weights[i])
+            for layer, idx in zip(layers, self.weight_indices)
+            for i in idx
+        )
         self.core = core
-        self.core.trainable = False  # after the variables are read: it empties trainable_weights
+        self.core.trainable = False  # Δ alone changes; Keras training leaves the core as is
         self.deltas = [
             self.add_weight(
                 shape=tuple(v.shape),
@@ -173,17 +216,81 @@ class LinearizedModel(keras.Model):
                 dtype=v.dtype,
                 name=f"delta_{i}",
             )
-            for i, v in enumerate(self._linear)
+            for i, v in enumerate(self._linear.variables)
         ]
 
     @property
     def linear_variables(self) -> list[tf.Variable]:
         """The core's linearized variables, in the order of :attr:`deltas`."""
-        return list(self._linear)
+        return list(self._linear.variables)
 
-    def call(self, inputs: Any, training: bool = False) -> tf.Tensor:
+    def call(self, inputs: Any, training: Any = None) -> tf.Tensor:
         """``f(x; w_c) + J·Δ``; ``training`` is ignored (the core runs in inference mode)."""
-        out, change = jvp(
-            self.core, self._linear, inputs, [tf_variable(d).read_value() for d in self.deltas]
-        )
+        tangents = [tf_variable(d).read_value() for d in self.deltas]
+        out, change = jvp(self.core, self._linear.variables, inputs, tangents)
         return out + change
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """The core's output shape."""
+        return self.core.compute_output_shape(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer's config, with the core network serialized in it."""
+        saving = self.keras_module.saving
+        return {
+            **super().get_config(),
+            "core": saving.serialize_keras_object(self.core),
+            "layer_names": list(self.layer_names),
+            "weight_indices": [list(idx) for idx in self.weight_indices],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        """Rebuilds the layer (Δ = 0) from :meth:`get_config`."""
+        config = dict(config)
+        core = cls.keras_module.saving.deserialize_keras_object(config.pop("core"))
+        return cls(core, **config)
+
+
+@keras.saving.register_keras_serializable(package="keras_forget")
+class LinearizedLayer(_Linearized, keras.layers.Layer):
+    """The Keras 3 layer computing ``f(x; w_c) + J·Δ`` (see :func:`linearized_model`)."""
+
+
+@functools.cache
+def _tf_keras_layer_class(module: ModuleType) -> type:
+    """The tf_keras twin of :class:`LinearizedLayer` (made once tf_keras is in use)."""
+    cls = type(
+        "LinearizedLayer",
+        (_Linearized, module.layers.Layer),
+        {"__module__": __name__, "__doc__": LinearizedLayer.__doc__, "keras_module": module},
+    )
+    return module.saving.register_keras_serializable(package="keras_forget")(cls)
+
+
+def layer_class(core: Any) -> type:
+    """:class:`LinearizedLayer` of the Keras that ``core`` was built with."""
+    module = _keras.keras_module(core)
+    return LinearizedLayer if module is keras else _tf_keras_layer_class(module)
+
+
+def linearized_model(core: Any, layer_names: Sequence[str], name: str) -> Any:
+    """A functional model of ``core``'s Keras: its inputs, then one linearized layer.
+
+    It computes ``f(x; w_c) + J·Δ``; ``predict``, ``evaluate``, saving and
+    :func:`keras_forget.export` work as for any functional model, the JVP
+    traced into the graph. Δ lives in the layer's :attr:`~_Linearized.deltas`.
+
+    Args:
+        core: the core network (a private copy: it is frozen).
+        layer_names: the names of the linearized layers.
+        name: the model's name.
+
+    Returns:
+        The model; its layer named ``"linearized"`` holds the core and Δ.
+    """
+    module = _keras.keras_module(core)
+    layer = layer_class(core)(core, layer_names, name="linearized")
+    inputs = [module.Input(shape=tuple(t.shape[1:]), dtype=t.dtype) for t in core.inputs]
+    inputs = inputs[0] if len(inputs) == 1 else inputs
+    return module.Model(inputs, layer(inputs), name=name)

@@ -2,8 +2,14 @@
 
 The vectors live on the host in float64; the operator (a Hessian-vector
 product, computed batch by batch on the device) may be float32. The iteration
-keeps the recursive residual; :class:`SolveReport` also holds the true relative
-residual measured once at the end.
+keeps the recursive residual; :class:`SolveReport` also holds the true residual
+measured once at the end.
+
+Residuals are relative to a ``scale`` the caller chooses. For the quadratic
+objectives solved here it is ``‖∇L(0)‖``, the gradient at Δ = 0: the right-hand
+side of a solve from scratch. A Newton step that starts near the optimum (a
+forgetting step) then stops at the same absolute accuracy as a solve from
+scratch, instead of over-solving a small right-hand side.
 """
 
 from __future__ import annotations
@@ -22,12 +28,19 @@ class SolveReport:
     Attributes:
         iterations: conjugate-gradient iterations (each one Hessian-vector
             product: a pass of JVPs and VJPs over the data).
-        residual: the relative residual ``‖b − H·s‖ / ‖b‖`` measured at the end
-            (0 when ``b`` is 0).
+        residual: the relative residual ``‖b − H·s‖ / scale`` measured at the
+            end: for :class:`~keras_forget.mixed_privacy.MixedLinear`,
+            ``‖∇L(Δ)‖ / ‖∇L(0)‖`` on the data solved for (0 when the scale is 0).
         converged: whether the recursive residual reached ``tol`` within ``max_iter``.
         seconds: wall time of the whole solve.
         examples: number of examples the objective was built on.
         step_norm: ``‖s‖``, the size of the change applied to Δ.
+        gradient_norm: ``‖b − H·s‖``, the norm of the objective's gradient at
+            the result (before any noise), measured at the end.
+        noise: the standard deviation σ of the Gaussian noise added to Δ
+            after the solve (0: none; see :mod:`keras_forget.mixed_privacy.noise`).
+        information_bound: with noise, the bound in nats on the information
+            about the forgotten data left in Δ; None without noise (unbounded).
     """
 
     iterations: int
@@ -36,14 +49,23 @@ class SolveReport:
     seconds: float
     examples: int
     step_norm: float
+    gradient_norm: float = 0.0
+    noise: float = 0.0
+    information_bound: float | None = None
 
     def __str__(self) -> str:
         state = "converged" if self.converged else "NOT converged"
-        return (
+        text = (
             f"CG {state} in {self.iterations} iterations on {self.examples} examples: "
             f"relative residual {self.residual:.2e}, |step| {self.step_norm:.4g}, "
             f"{self.seconds:.2f} s"
         )
+        if self.information_bound is not None:
+            text += (
+                f"; noise σ = {self.noise:.3g}, information left about the forgotten "
+                f"data <= {self.information_bound:.3g} nats"
+            )
+        return text
 
 
 def conjugate_gradient(
@@ -52,23 +74,25 @@ def conjugate_gradient(
     *,
     tol: float,
     max_iter: int,
+    scale: float | None = None,
 ) -> tuple[np.ndarray, int, bool, float]:
     """Solves ``H s = b`` from ``s = 0`` for a symmetric positive definite ``H``.
 
     Args:
         apply: ``v -> H v`` on flat float64 vectors.
         b: the right-hand side.
-        tol: stop once ``‖r‖ <= tol · ‖b‖`` (recursive residual).
+        tol: stop once ``‖r‖ <= tol · scale`` (recursive residual).
         max_iter: the most iterations.
+        scale: what residuals are relative to; ``‖b‖`` by default.
 
     Returns:
-        ``(s, iterations, converged, true relative residual)``.
+        ``(s, iterations, converged, true residual ‖b − H s‖)``.
     """
     b = np.asarray(b, np.float64)
     s = np.zeros_like(b)
-    b_norm = float(np.linalg.norm(b))
-    if b_norm == 0.0:
-        return s, 0, True, 0.0
+    limit = tol * (float(np.linalg.norm(b)) if scale is None else float(scale))
+    if float(np.linalg.norm(b)) <= limit:  # Δ = 0 change is accurate enough (b = 0 included)
+        return s, 0, True, float(np.linalg.norm(b))
     r = b.copy()
     p = r.copy()
     rr = float(r @ r)
@@ -83,13 +107,12 @@ def conjugate_gradient(
         r -= alpha * hp
         iterations += 1
         rr_new = float(r @ r)
-        if np.sqrt(rr_new) <= tol * b_norm:
+        if np.sqrt(rr_new) <= limit:
             converged = True
             break
         p = r + (rr_new / rr) * p
         rr = rr_new
-    true_residual = float(np.linalg.norm(b - apply(s))) / b_norm
-    return s, iterations, converged, true_residual
+    return s, iterations, converged, float(np.linalg.norm(b - apply(s)))
 
 
 def timed_solve(
@@ -99,16 +122,21 @@ def timed_solve(
     tol: float,
     max_iter: int,
     examples: int,
+    scale: float | None = None,
 ) -> tuple[np.ndarray, SolveReport]:
-    """:func:`conjugate_gradient` with a :class:`SolveReport`."""
+    """:func:`conjugate_gradient` with a :class:`SolveReport` (``seconds`` from here on)."""
     start = time.perf_counter()
-    s, iterations, converged, residual = conjugate_gradient(apply, b, tol=tol, max_iter=max_iter)
+    s, iterations, converged, residual = conjugate_gradient(
+        apply, b, tol=tol, max_iter=max_iter, scale=scale
+    )
+    scale = float(np.linalg.norm(b)) if scale is None else float(scale)
     report = SolveReport(
         iterations=iterations,
-        residual=residual,
+        residual=residual / scale if scale > 0 else 0.0,
         converged=converged,
         seconds=time.perf_counter() - start,
         examples=examples,
         step_norm=float(np.linalg.norm(s)),
+        gradient_norm=residual,
     )
     return s, report
