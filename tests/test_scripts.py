@@ -52,6 +52,23 @@ def test_obd_example_writes_curves(tmp_path):
 
 
 @pytest.mark.slow
+def test_mixed_privacy_example_forgets_and_plots(tmp_path):
+    _run(
+        "examples/mixed_privacy_digits.py",
+        "--epochs", "5",
+        "--user-epochs", "1",
+        "--out", str(tmp_path),
+        "--quiet",
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "mixed_privacy.json").read_text())
+    accuracy = summary["per_class_accuracy"]
+    assert summary["forget_all_max_abs_diff"] <= 1e-6
+    assert accuracy["(c) forget_all"] == accuracy["core only"]
+    assert accuracy["fitted (core + user)"][7] > 0.5 > accuracy["(b) -user class 7"][7]
+    assert os.path.getsize(tmp_path / "per_class_accuracy.png") > 1000
+
+
+@pytest.mark.slow
 def test_forget_benchmark_writes_its_table(tmp_path):
     _run(
         "benchmarks/forget_digits.py",
