@@ -145,17 +145,21 @@ def chance_auc(members: int, unseen: int, z: float = 1.645) -> float:
     return 0.5 + z * float(np.sqrt((members + unseen + 1) / (12.0 * members * unseen)))
 
 
-def _goal(job: Job, search: Data, forget: Data | None) -> Callable[[Any], bool]:
+def _goal(job: Job, search: Data, forget: Data | None, scored: Data) -> Callable[[Any], bool]:
     """``model -> bool``: whether a model has forgotten, judged on examples never scored.
 
-    Class forgetting: accuracy on the targets' examples of ``search`` is at most
-    ``job.forget_accuracy``. Subset forgetting: the forget examples are no more
-    recognisable than the unseen examples ``search``: :func:`membership_auc` is within
+    Class forgetting: accuracy on the targets' examples of ``search`` (held out of
+    scoring) is at most ``job.forget_accuracy``, and so is accuracy on those of
+    ``scored``: a few held-out examples alone judge too coarsely. Subset forgetting:
+    the forget examples are no more recognisable than the unseen examples ``search``: :func:`membership_auc` is within
     what chance explains (:func:`chance_auc`).
     """
     if not job.subset:
-        x, y = search.arrays(job.targets, limit=MAX_SEARCH_EXAMPLES)
-        return lambda m: float(np.mean(_outputs(m, x, y).argmax(-1) == y)) <= job.forget_accuracy
+        sets = [d.arrays(job.targets, limit=MAX_SEARCH_EXAMPLES) for d in (search, scored)]
+        return lambda m: all(
+            float(np.mean(_outputs(m, x, y).argmax(-1) == y)) <= job.forget_accuracy
+            for x, y in sets
+        )
     fx, fy = forget.arrays(limit=MAX_SEARCH_EXAMPLES)
     ux, uy = search.arrays(limit=MAX_SEARCH_EXAMPLES)
     logits = job.objective.from_logits
@@ -205,7 +209,7 @@ def _choose(
     if job.amount != "auto":
         chosen = masks_for(job.amount)
         return job.amount, to_weights(chosen), None if graph is None else chosen, None
-    forgets = _forgets(model, _goal(job, search, forget), variables_of)
+    forgets = _forgets(model, _goal(job, search, forget, data), variables_of)
     amount, chosen, reached = amount_search.search(
         masks_for, lambda m: forgets(to_weights(m)), amount_search.grid_for(job.granularity)
     )
