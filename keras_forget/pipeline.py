@@ -151,8 +151,8 @@ def _goal(job: Job, search: Data, forget: Data | None, scored: Data) -> Callable
     Class forgetting: accuracy on the targets' examples of ``search`` (held out of
     scoring) is at most ``job.forget_accuracy``, and so is accuracy on those of
     ``scored``: a few held-out examples alone judge too coarsely. Subset forgetting:
-    
-    the forget examples are no more recognisable than the unseen examples ``search``: :func:`membership_auc` is within
+    the forget examples are no more recognisable than the unseen examples ``search``:
+    :func:`membership_auc` is within
     what chance explains (:func:`chance_auc`).
     """
     if not job.subset:
