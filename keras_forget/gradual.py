@@ -41,10 +41,16 @@ def check(
 ) -> GradualSchedule:
     """Validates a schedule against the final sparsity and the fine-tuning, before work.
 
+    Returns:
+        The schedule; with ``train``, fitted to the fine-tuning's steps
+        (``end_step`` and ``frequency`` left None are set, see
+        :meth:`GradualSchedule.fitted`).
+
     Raises:
         InvalidArgumentError: not a :class:`GradualSchedule`, no ``fine_tune``
-            to prune during, an initial sparsity above the final one, or an
-            ``end_step`` the fine-tuning never reaches (``train`` given).
+            to prune during, an initial sparsity above the final one, or a
+            ``begin_step`` or ``end_step`` the fine-tuning never reaches
+            (``train`` given).
     """
     if not isinstance(schedule, GradualSchedule):
         raise InvalidArgumentError(
@@ -62,6 +68,13 @@ def check(
     if train is not None:
         per_epoch = train.num_batches(tune.batch_size)
         last = tune.epochs * per_epoch - 1
+        if schedule.begin_step > last:
+            raise InvalidArgumentError(
+                f"`GradualSchedule.begin_step` ({schedule.begin_step}) is past the last "
+                f"training step ({last}: {tune.epochs} epoch(s) x {per_epoch} batches of "
+                f"fine-tuning data); lower `begin_step` or fine-tune longer."
+            )
+        schedule = schedule.fitted(last)
         if schedule.end_step > last:
             raise InvalidArgumentError(
                 f"`GradualSchedule.end_step` ({schedule.end_step}) is past the last training "
@@ -101,7 +114,9 @@ class ScoreDrivenPruner:
         rescore: ``model -> ScoreMap`` of the model's current weights.
         sparsity: final sparsity.
         scope: ``"global"`` or ``"layer"``.
-        schedule: the :class:`GradualSchedule`.
+        schedule: the :class:`GradualSchedule`, fitted.
+        normalize: None or ``"lamp"`` (see :func:`keras_forget.selection.tighten`).
+        min_density: fraction of every weight kept whatever the ranking.
     """
 
     def __init__(
@@ -110,9 +125,12 @@ class ScoreDrivenPruner:
         sparsity: float,
         scope: str,
         schedule: GradualSchedule,
+        normalize: str | None = None,
+        min_density: float = 0.0,
     ) -> None:
         self.rescore, self.schedule = rescore, schedule
         self.final, self.scope = float(sparsity), scope
+        self.normalize, self.min_density = normalize, float(min_density)
         self.masks: MaskMap = {}
         self.history: list[PruningStep] = []
         self._steps = schedule.steps()
@@ -152,7 +170,14 @@ class ScoreDrivenPruner:
         """Scores the current weights and prunes the lowest up to ``target``."""
         tick = time.perf_counter()
         leaked = _leaked(model, self.masks)
-        self.masks = selection.tighten(self.rescore(model), self.masks, target, self.scope)
+        self.masks = selection.tighten(
+            self.rescore(model),
+            self.masks,
+            target,
+            self.scope,
+            normalize=self.normalize,
+            min_density=self.min_density,
+        )
         assign(model, self.masks)
         seconds = time.perf_counter() - tick
         achieved = selection.sparsity(self.masks)
@@ -245,6 +270,8 @@ def prune_gradually(
     train: Data,
     check: Data | None,
     eval_split: str,
+    normalize: str | None = None,
+    min_density: float = 0.0,
     batch_size: int = 64,
     verbose: bool = True,
 ) -> Result:
@@ -260,11 +287,13 @@ def prune_gradually(
         objective: what the model's output means.
         sparsity: final sparsity, reached exactly.
         scope: ``"global"`` or ``"layer"``.
-        schedule: when and how fast to prune.
+        schedule: when and how fast to prune (fitted, see :func:`check`).
         tune: the fine-tuning that pruning happens during.
         train: the fine-tuning data.
         check: data for the report's accuracies, or None.
         eval_split: what ``check`` is, for the report.
+        normalize: None or ``"lamp"``, how each pruning step ranks.
+        min_density: fraction of every weight kept whatever the ranking.
         batch_size: scoring batch size.
         verbose: show Keras' progress bar.
 
@@ -279,7 +308,7 @@ def prune_gradually(
     def rescore(current: Any) -> ScoreMap:
         return run_score(current, data, score, objective, batch_size=batch_size, verbose=False)
 
-    pruner = ScoreDrivenPruner(rescore, sparsity, scope, schedule)
+    pruner = ScoreDrivenPruner(rescore, sparsity, scope, schedule, normalize, min_density)
     pruner.start(working)
     tick = time.perf_counter()
     fine_tune(

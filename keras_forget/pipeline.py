@@ -23,10 +23,10 @@ from keras_forget.introspect.graph import Graph
 from keras_forget.introspect.registry import all_weights, prunable_weights
 from keras_forget.metrics import Evaluation, evaluate, evaluate_examples
 from keras_forget.results import Report, Result
-from keras_forget.scores.accumulate import score, score_split, score_units
+from keras_forget.scores.accumulate import rescorer, score, score_split, score_units
 from keras_forget.scores.objective import Objective
 from keras_forget.selection import amount as amount_search
-from keras_forget.surgery import masking, structured
+from keras_forget.surgery import masking, obs, structured
 from keras_forget.training import FineTune, fine_tune
 
 #: Most forget examples the amount search keeps in memory.
@@ -56,6 +56,9 @@ class Job:
         tune: the fine-tuning, or None.
         batch_size: scoring batch size.
         verbose: show progress.
+        rounds: compression in rounds, re-scoring the pruned network (weights).
+        normalize: None or ``"lamp"``, how compression ranks (weights).
+        min_density: fraction of every weight compression keeps (weights).
     """
 
     granularity: str
@@ -73,6 +76,9 @@ class Job:
     tune: FineTune | None = None
     batch_size: int = 64
     verbose: bool = True
+    rounds: int = 1
+    normalize: str | None = None
+    min_density: float = 0.0
 
     @property
     def forgetting(self) -> bool:
@@ -83,6 +89,8 @@ def _weight_masks_for(
     model: Any, job: Job, data: Data | None, forget: Data | None = None
 ) -> Callable[[Any], MaskMap]:
     """``amount -> MaskMap`` over the prunable weights, from one scoring pass."""
+    if not job.forgetting:
+        return _compression_masks_for(model, job, data)
     run = dict(batch_size=job.batch_size, verbose=job.verbose)
     if job.subset and job.method.needs_data:
         forget_scores = score(model, forget, job.method.forget_variant(), job.objective, **run)
@@ -94,6 +102,30 @@ def _weight_masks_for(
     else:
         ranked = score(model, data, job.method, job.objective, **run)
     return lambda a: selection.select(ranked, a, scope=job.scope, highest=job.forgetting)
+
+
+def _compression_masks_for(model: Any, job: Job, data: Data | None) -> Callable[[Any], MaskMap]:
+    """``amount -> MaskMap`` pruning the lowest scores, re-scored over ``job.rounds`` rounds."""
+    run = dict(batch_size=job.batch_size, verbose=job.verbose)
+    ranking = dict(scope=job.scope, normalize=job.normalize, min_density=job.min_density)
+    if job.rounds > 1:
+        rescore = rescorer(model, data, job.method, job.objective, **run)
+        return lambda a: selection.prune_in_rounds(rescore, a, rounds=job.rounds, **ranking)
+    ranked = score(model, data, job.method, job.objective, **run)
+    return lambda a: selection.select(ranked, a, **ranking)
+
+
+def _surgeon(model: Any, job: Job, data: Data) -> tuple[Any, MaskMap]:
+    """OBS: ``(a copy of model whose kept weights make up for the pruned, masks)``."""
+    return job.method.prune(
+        model,
+        data,
+        job.amount,
+        scope=job.scope,
+        min_density=job.min_density,
+        batch_size=job.batch_size,
+        verbose=job.verbose,
+    )
 
 
 def _unit_masks_for(graph: Graph, job: Job, data: Data | None) -> Callable[[Any], MaskMap]:
@@ -265,10 +297,14 @@ def run(
     start = time.perf_counter()
     graph = Graph(model) if job.granularity == "unit" else None
     search = data if search is None else search
-    amount, masks, units, reached = _choose(model, job, data, graph, search, forget)
+    source = model
+    if isinstance(job.method, obs.OBS):  # chooses the weights and updates the kept ones
+        (source, masks), amount, units, reached = _surgeon(model, job, data), job.amount, None, None
+    else:
+        amount, masks, units, reached = _choose(model, job, data, graph, search, forget)
     seconds["scoring"] = time.perf_counter() - start
     tick = time.perf_counter()
-    edited = _edit(model, job, data, masks, units, graph)
+    edited = _edit(source, job, data, masks, units, graph)
     seconds["masking"] = time.perf_counter() - tick
 
     def measure(m: Any) -> Evaluation | None:

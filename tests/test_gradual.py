@@ -192,3 +192,39 @@ def test_bad_gradual_arguments_fail_before_work(kwargs, message, trained_keras3,
         kwargs = kwargs | {"eval_data": xt}
     with pytest.raises(kf.InvalidArgumentError, match=message):
         kf.prune(trained_keras3, (x, y), method="obd", verbose=False, **kwargs)
+
+
+def test_an_unset_end_step_is_fitted_to_the_fine_tuning(trained_keras3, digits):
+    (x, y), _ = digits
+    schedule = GradualSchedule()
+    assert not schedule.is_fitted
+    with pytest.raises(kf.InvalidArgumentError, match="fitted"):
+        schedule.steps()
+    fitted = schedule.fitted(last_step=39)
+    assert fitted.end_step == int(selection.schedule.END_FRACTION * 39)
+    assert fitted.frequency == max(1, fitted.end_step // selection.schedule.PRUNING_STEPS)
+    assert GradualSchedule(end_step=12, frequency=5).fitted(39) == GradualSchedule(0, 12, 5)
+    result = kf.prune(
+        trained_keras3,
+        (x[:128], y[:128]),
+        sparsity=0.6,
+        schedule=schedule,
+        fine_tune=kf.FineTune(epochs=2, data=(x[:640], y[:640])),  # 2 x 20 steps: last is 39
+        verbose=False,
+    )
+    assert result.history[-1].step == fitted.end_step < 39  # trained at the final sparsity after
+    assert [h.step for h in result.history] == fitted.steps()
+    assert result.report.sparsity == pytest.approx(0.6, abs=1e-3)
+
+
+def test_a_begin_step_past_the_fine_tuning_is_refused(trained_keras3, digits):
+    (x, y), _ = digits
+    with pytest.raises(kf.InvalidArgumentError, match=r"begin_step.*\(9: 1 epoch"):
+        kf.prune(
+            trained_keras3,
+            (x, y),
+            sparsity=0.5,
+            schedule=GradualSchedule(begin_step=50),
+            fine_tune=kf.FineTune(epochs=1, data=(x[:320], y[:320])),
+            verbose=False,
+        )

@@ -99,3 +99,60 @@ def test_obd_prunes_the_dead_weight_magnitude_prunes_the_useful_small_one():
     size_cost = _kl(x, W1 * by_size["hidden/kernel"])
     assert obd_cost == pytest.approx(0.0, abs=1e-12)
     assert size_cost > 0.01
+
+
+def test_obd_prunes_in_rounds_by_default_each_on_the_network_pruned_so_far(
+    trained_keras3, digits, monkeypatch
+):
+    from keras_forget import api, pipeline
+
+    seen = []
+    make = pipeline.rescorer
+
+    def recording(*args, **kwargs):
+        rescore = make(*args, **kwargs)
+
+        def wrapped(masks):
+            seen.append(None if masks is None else {k: m.copy() for k, m in masks.items()})
+            return rescore(masks)
+
+        return wrapped
+
+    monkeypatch.setattr(pipeline, "rescorer", recording)
+    (x, y), test = digits
+    data = (x[:256], y[:256])
+    result = kf.prune(
+        trained_keras3, data, sparsity=0.9, method="obd", eval_data=test, verbose=False
+    )
+    rounds = api.DEFAULT_ROUNDS["obd"]
+    assert len(seen) == rounds and seen[0] is None
+    fractions = [1 - np.mean(np.concatenate([m.ravel() for m in s.values()])) for s in seen[1:]]
+    total = sum(m.size for m in result.masks.values())
+    ramp = kf.selection.ramp(0.9, rounds)[:-1]
+    assert fractions == pytest.approx(ramp, abs=1 / total)  # rescored after each round
+    for before, after in zip(seen[1:], [*seen[2:], result.masks]):
+        assert all(not np.any(after[k] & ~before[k]) for k in before)  # masks only shrink
+    assert result.report.pruned == round(0.9 * total)
+    one_shot = kf.prune(
+        trained_keras3, data, sparsity=0.9, method="obd", rounds=1, eval_data=test, verbose=False
+    )
+    assert len(seen) == rounds  # rounds=1 scores once, without the re-scoring loop
+    assert result.report.after.accuracy > one_shot.report.after.accuracy + 0.1
+
+
+def test_min_density_and_lamp_reach_prune(trained_keras3, digits):
+    (x, y), _ = digits
+    data = (x[:128], y[:128])
+    result = kf.prune(
+        trained_keras3, data, sparsity=0.9, method="magnitude", min_density=0.08, verbose=False
+    )
+    for mask in result.masks.values():
+        assert mask.mean() >= 0.08
+    lamp = kf.prune(trained_keras3, data, sparsity=0.9, normalize="lamp", verbose=False)
+    assert lamp.report.pruned == result.report.pruned
+    with pytest.raises(kf.InvalidArgumentError, match="min_density"):
+        kf.prune(trained_keras3, data, sparsity=0.9, min_density=0.2, verbose=False)
+    with pytest.raises(kf.InvalidArgumentError, match="rounds"):
+        kf.prune(trained_keras3, data, sparsity=0.5, method="obd", rounds=0, verbose=False)
+    with pytest.raises(kf.InvalidArgumentError, match="granularity='weight'"):
+        kf.prune(trained_keras3, data, sparsity=0.5, granularity="unit", rounds=3, verbose=False)

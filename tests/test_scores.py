@@ -85,6 +85,32 @@ def test_fisher_matches_numpy(toy):
     np.testing.assert_allclose(got["l2/kernel"], (g2**2).mean(0), rtol=1e-4, atol=1e-7)
 
 
+def test_fisher_obd_is_half_fisher_times_w_squared(toy):
+    model, x, y = toy
+    (w1, w2), (g1, g2), _, _ = _objective_grads(model, x, y, "log_likelihood")
+    got = _run(model, x, y, scores.FisherOBD(), "log_likelihood")
+    expected = {
+        "l1/kernel": 0.5 * (g1**2).mean(0) * w1**2,
+        "l2/kernel": 0.5 * (g2**2).mean(0) * w2**2,
+    }
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-4, atol=1e-9)
+
+
+def test_compression_by_fisher_ranks_by_saliency_forgetting_by_fisher(trained_keras3, digits):
+    import keras_forget as kf
+
+    (x, y), _ = digits
+    data = (x[:128], y[:128])
+    compressed = kf.prune(trained_keras3, data, sparsity=0.5, method="fisher", verbose=False)
+    assert compressed.report.method == "fisher_obd"
+    forgot = kf.prune_for_class(
+        trained_keras3, data, 3, method="fisher", amount=0.01, verbose=False
+    )
+    assert forgot.report.method == "fisher"
+    assert type(scores.get("fisher")) is scores.Fisher
+
+
 def test_obd_is_half_gauss_newton_diagonal_times_w_squared(toy):
     model, x, y = toy
     (w1, w2), _, (j1, j2), p = _objective_grads(model, x, y, "log_likelihood")

@@ -153,3 +153,68 @@ def test_tighten_keeps_what_is_pruned_and_reaches_the_sparsity():
     assert selection.sparsity(tighter) == pytest.approx(0.6)
     for key in scores:
         assert not (tighter[key] & ~first[key]).any()
+
+
+def test_lamp_ranks_within_each_layer_and_tops_every_layer_at_one():
+    scores = {"a": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([[100.0, 0.0], [300.0, 200.0]])}
+    out = selection.lamp(scores)
+    np.testing.assert_allclose(out["a"], [1 / 10, 2 / 9, 3 / 7, 1.0])
+    np.testing.assert_allclose(out["b"], [[100 / 600, 0.0], [1.0, 200 / 500]])
+    for key in scores:  # the order within a layer is unchanged
+        np.testing.assert_array_equal(np.argsort(out[key], None), np.argsort(scores[key], None))
+
+
+def test_lamp_keeps_a_layer_of_small_scores_that_plain_ranking_empties():
+    rng = np.random.default_rng(0)
+    scores = {"small": rng.random(100) * 1e-3, "large": rng.random(100)}
+    assert not selection.select(scores, 0.5)["small"].any()
+    masks = selection.select(scores, 0.5, normalize="lamp")
+    assert masks["small"].sum() >= 10 and selection.sparsity(masks) == 0.5
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_min_density_keeps_the_best_of_every_layer(scope):
+    rng = np.random.default_rng(1)
+    scores = {"small": rng.random((10, 10)) * 1e-3, "large": rng.random(300)}
+    masks = selection.select(scores, 0.7, scope=scope, min_density=0.2)
+    assert masks["small"].sum() >= 20 and selection.sparsity(masks) == pytest.approx(0.7)
+    best = np.argsort(scores["small"], None)[-20:]
+    assert masks["small"].ravel()[best].all()
+    with pytest.raises(InvalidArgumentError, match="min_density"):
+        selection.select(scores, 0.9, min_density=0.2)
+    with pytest.raises(InvalidArgumentError, match="normalize"):
+        selection.select(scores, 0.5, normalize="l2")
+
+
+def test_rounds_follow_a_geometric_ramp_and_rescore_the_pruned_network():
+    assert selection.ramp(0.75, 2) == pytest.approx([0.5, 0.75])
+    assert selection.ramp(0.9, 1) == [0.9]
+    seen = []
+    base = _scores()
+
+    def rescore(masks):
+        seen.append(None if masks is None else selection.sparsity(masks))
+        if masks is None:
+            return base
+        # once half a layer is pruned, the weights it keeps matter far more
+        return {k: v * (1 + 1000 * (masks[k].mean() < 0.5)) for k, v in base.items()}
+
+    masks = selection.prune_in_rounds(rescore, 0.9, rounds=3)
+    total = sum(v.size for v in base.values())  # whole weights: within one of the ramp
+    assert seen[0] is None and seen[1:] == pytest.approx(selection.ramp(0.9, 3)[:2], abs=1 / total)
+    assert selection.sparsity(masks) == pytest.approx(0.9)
+    one_shot = selection.select(base, 0.9)
+    assert not one_shot["a/kernel"].any() and masks["a/kernel"].any()  # the re-scores mattered
+    single = selection.prune_in_rounds(lambda m: base, 0.9, rounds=1)
+    assert all((single[k] == one_shot[k]).all() for k in base)
+    with pytest.raises(InvalidArgumentError, match="rounds"):
+        selection.prune_in_rounds(rescore, 0.5, rounds=0)
+
+
+def test_tighten_with_lamp_normalizes_over_the_weights_still_kept():
+    scores = {"a": np.arange(1.0, 11.0), "b": np.arange(1.0, 11.0) * 1e-4}
+    first = selection.select(scores, 0.4, normalize="lamp")
+    tighter = selection.tighten(scores, first, 0.8, normalize="lamp", min_density=0.1)
+    assert selection.sparsity(tighter) == pytest.approx(0.8)
+    assert tighter["a"].sum() >= 1 and tighter["b"].sum() >= 1
+    assert all(not (tighter[k] & ~first[k]).any() for k in scores)

@@ -9,7 +9,7 @@ package registers every built-in score under its name, so
 from keras_forget.scores import units
 from keras_forget.scores.base import Score, ScoreMap, get, names, serialize
 from keras_forget.scores.class_moments import ExpNormBound, FisherBound
-from keras_forget.scores.gradient import Fisher, GradXWeight
+from keras_forget.scores.gradient import Fisher, FisherOBD, GradXWeight
 from keras_forget.scores.l1 import L1Norm, RandomUnits
 from keras_forget.scores.magnitude import Magnitude, Random
 from keras_forget.scores.obd import OBD
@@ -21,6 +21,7 @@ __all__ = [
     "ExpNormBound",
     "Fisher",
     "FisherBound",
+    "FisherOBD",
     "GradXWeight",
     "L1Norm",
     "Magnitude",

@@ -6,7 +6,7 @@ activations of each unit group's score layer, extracted by one feature model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,45 @@ def score(
                 method.update(x, y)
                 bar.update(1)
     return method.result()
+
+
+def rescorer(
+    model: Any,
+    data: Data | None,
+    method: Score,
+    objective: Objective,
+    *,
+    batch_size: int = 64,
+    verbose: bool = True,
+) -> Callable[[Mapping[str, np.ndarray] | None], ScoreMap]:
+    """``masks -> ScoreMap`` of ``model`` with ``masks`` applied (None: unpruned).
+
+    One working copy of ``model`` is made; each call writes ``weight · mask`` into
+    it and scores it over all of ``data``, so a score that traces a function for
+    its model traces it once for every call. ``model`` is not modified.
+
+    Args:
+        model: the model to score.
+        data: the checked :class:`Data`; None for data-free scores.
+        method: the score.
+        objective: what the model's output means.
+        batch_size: batch size for array data.
+        verbose: show a progress bar for each scoring pass.
+
+    Returns:
+        The function.
+    """
+    work = _keras.clone(model)
+    weights = prunable_weights(work)
+    original = {k: w.variable.numpy() for k, w in weights.items()}
+
+    def rescore(masks: Mapping[str, np.ndarray] | None) -> ScoreMap:
+        for key, value in original.items():
+            mask = None if masks is None else masks.get(key)
+            weights[key].variable.assign(value if mask is None else value * mask)
+        return score(work, data, method, objective, batch_size=batch_size, verbose=verbose)
+
+    return rescore
 
 
 def score_split(

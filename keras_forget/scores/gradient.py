@@ -1,8 +1,10 @@
 """Scores built from per-example gradients of the objective.
 
-``gradxweight`` (sensitivity, ∂output/∂w · w) and ``fisher`` (diagonal
-empirical Fisher). The objective is the log-likelihood of the label for a
-classifier, or the user's ``output_fn``.
+``gradxweight`` (sensitivity, ∂output/∂w · w), ``fisher`` (diagonal empirical
+Fisher ``F``, what forgetting and Selective Synaptic Dampening compare) and
+``fisher_obd`` (the OBD saliency with ``F`` in place of the Hessian diagonal,
+``½ · F · w²``, what ``kf.prune(method="fisher")`` ranks by). The objective is
+the log-likelihood of the label for a classifier, or the user's ``output_fn``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_forget.introspect.registry import PrunableWeight
-from keras_forget.scores.base import Score
+from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.objective import Objective
 from keras_forget.scores.per_example import reduce_per_example
 
@@ -93,3 +95,24 @@ class Fisher(_PerExampleGradientScore):
             return tf.reduce_sum(tf.square(grads), axis=0)
 
         return reduce
+
+
+class FisherOBD(Fisher):
+    """Empirical-Fisher OBD saliency ``½ · F_kk · w_k²``: the loss increase of removing ``w_k``.
+
+    The diagonal empirical Fisher ``F`` (mean squared per-example gradient of the
+    log-likelihood) stands in for the Hessian diagonal of Optimal Brain Damage. ``F``
+    alone ranks by curvature only, so it removes large weights in flat directions
+    first; compression by ``method="fisher"`` ranks by this saliency instead, while
+    forgetting keeps ``F`` (:class:`Fisher`).
+    """
+
+    name = "fisher_obd"
+
+    def result(self) -> ScoreMap:
+        """``½ · F · w²`` with ``F`` averaged over the examples seen."""
+        fisher = super().result()
+        return {
+            k: (0.5 * fisher[k] * np.square(self._weights[k].variable.numpy())).astype(np.float32)
+            for k in fisher
+        }

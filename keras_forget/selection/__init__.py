@@ -1,21 +1,26 @@
-"""Selection: score maps -> masks. Single weights, whole units, gradual ramps, amount search.
+"""Selection: score maps -> masks: weights, units, gradual ramps, rounds, amount search.
 
 Pure array code: nothing here touches a model.
 """
 
 from keras_forget.selection.amount import GRID, UNIT_GRID, search
+from keras_forget.selection.iterative import check_rounds, prune_in_rounds, ramp
 from keras_forget.selection.schedule import GradualSchedule
 from keras_forget.selection.units import check_unit_amount, select_units
 from keras_forget.selection.weights import (
     FLOOR,
+    NORMALIZATIONS,
     SCOPES,
     MaskMap,
     ScoreMap,
     check_amount,
     check_finite,
     check_floor,
+    check_min_density,
+    check_normalization,
     check_scope,
     contrast,
+    lamp,
     normalize,
     select,
     sparsity,
@@ -25,6 +30,7 @@ from keras_forget.selection.weights import (
 __all__ = [
     "FLOOR",
     "GRID",
+    "NORMALIZATIONS",
     "SCOPES",
     "UNIT_GRID",
     "GradualSchedule",
@@ -33,10 +39,16 @@ __all__ = [
     "check_amount",
     "check_finite",
     "check_floor",
+    "check_min_density",
+    "check_normalization",
+    "check_rounds",
     "check_scope",
     "check_unit_amount",
     "contrast",
+    "lamp",
     "normalize",
+    "prune_in_rounds",
+    "ramp",
     "search",
     "select",
     "select_units",
