@@ -117,20 +117,40 @@ def test_discedit_benchmark_writes_its_tables(tmp_path):
 @pytest.mark.slow
 def test_compression_benchmark_writes_its_tables(tmp_path):
     path = tmp_path / "compression.json"
-    _run("benchmarks/compression.py", "--epochs", "2", "--ft-epochs", "1", "--out", str(path),
-         "--quiet")  # fmt: skip
+    out = _run("benchmarks/compression.py", "--quick", "--parts", "grid", "budget", "tflite",
+               "--out", str(path), "--quiet")  # fmt: skip
     result = json.loads(path.read_text())
-    assert set(result["noft"]["accuracy"]) == {
+    assert result["failed"] == 0 and result["provenance"]["commit"]
+    grid = result["summary"]["grid"]["mlp"]
+    assert set(grid) == {
         f"{m}/{s}"
-        for m in ("magnitude", "obd", "fisher", "gradxweight")
+        for m in ("magnitude", "obd", "fisher", "gradxweight", "obs")
         for s in ("global", "layer")
     }
-    runs = result["fine_tuned"]
-    assert len(runs) == 9 and sum(name.startswith("tfmot") for name in runs) == 1
-    for name, row in runs.items():
-        if not name.startswith("tfmot"):  # tfmot's ramp outlasts one tiny epoch
-            assert row["sparsity"] == pytest.approx(0.9, abs=0.01), name
-    assert set(result["tflite"]) == {"0.00", "0.50", "0.75", "0.90", "0.95"}
+    assert {r["reported_method"] for r in result["grid"] if r["method"] == "fisher"} == {
+        "fisher_obd"
+    }
+    for r in result["grid"]:
+        assert r["achieved"] == pytest.approx(r["sparsity"], abs=0.01)
+        assert 0 <= r["noft"] <= 1 and 0 <= r["ft"] <= 1
+    runs = result["summary"]["budget"]
+    assert len(runs) == 10 and sum(name.startswith("tfmot") for name in runs) == 1
+    for row in result["budget"]:
+        if not row["run"].startswith("tfmot"):  # tfmot's ramp outlasts one tiny epoch
+            assert row["sparsity"] == pytest.approx(0.9, abs=0.01), row["run"]
+    assert set(result["tflite"]) == {"0.00", "0.50", "0.90"}
+    assert "OBD-global >= magnitude-global" in out
+
+
+@pytest.mark.slow
+def test_obd_diagnosis_writes_its_tables(tmp_path):
+    path = tmp_path / "obd.json"
+    out = _run("benchmarks/obd_diagnosis.py", "--quick", "--no-cnn", "--out", str(path), "--quiet")
+    result = json.loads(path.read_text())
+    assert "layer conservation" in out and "OBD rounds" in out
+    assert result["protocol"]["test_split"] == "never touched"
+    assert {d["arch"] for d in result["diagnosis"]} == {"mlp", "mlp2"}
+    assert result["recommendation"]["obd"]["rounds"] in (1, 4, 8, 16)
 
 
 @pytest.mark.slow
