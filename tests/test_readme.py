@@ -45,3 +45,5 @@ def test_readme_python_blocks_run_in_order(tmp_path):
     assert done.returncode == 0, f"failed after {last[-1:]}:\n{done.stderr[-3000:]}"
     assert (tmp_path / "out" / "model.tflite").is_file()
     assert (tmp_path / "accuracy_vs_pruned.png").is_file()
+    assert (tmp_path / "out" / "unlearning.html").is_file()
+    assert (tmp_path / "out" / "unlearning.md").is_file()

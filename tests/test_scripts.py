@@ -198,3 +198,21 @@ def test_unit_scope_benchmark_writes_its_rows(tmp_path):
         "python", "tensorflow", "keras", "numpy", "keras_forget"
     }  # fmt: skip
     assert len(result["summary"]) == 4 and all(c["n"] == 1 for c in result["summary"])
+
+
+@pytest.mark.slow
+def test_unlearning_suite_writes_tables_and_reports(tmp_path):
+    path = tmp_path / "unlearning_suite.json"
+    out = _run("benchmarks/unlearning_suite.py", "--quick", "--archs", "mlp", "--no-random",
+               "--quiet", "--out", str(path), "--report-dir", str(tmp_path))  # fmt: skip
+    result = json.loads(path.read_text())
+    assert result["failed"] == 0 and result["provenance"]["commit"]
+    methods = {row["method"] for row in result["rows"]}
+    assert {"ours", "retrain", "original"} <= methods and any(m.startswith("ssd") for m in methods)
+    for row in result["rows"]:
+        for key in ("forget_accuracy", "retain_accuracy", "test_accuracy", "mia_efficacy"):
+            assert 0 <= row[key] <= 1, (row["method"], key)
+    ours = [row for row in result["rows"] if row["method"] == "ours"]
+    assert ours and all(row["forget_accuracy"] <= 0.1 for row in ours)
+    assert (tmp_path / "unlearning_suite_mlp_class.html").is_file()
+    assert "targets:" in out
