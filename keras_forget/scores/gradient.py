@@ -13,16 +13,30 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from keras_forget.introspect.registry import PrunableWeight
 from keras_forget.scores.base import Score, ScoreMap
+from keras_forget.scores.factored import gradient_sums
 from keras_forget.scores.objective import Objective
-from keras_forget.scores.per_example import reduce_per_example
 
 
 class _PerExampleGradientScore(Score):
-    """Accumulates a statistic of each example's gradient of the objective."""
+    """Accumulates a statistic of each example's gradient of the objective.
+
+    Args:
+        factored: compute the sums of Dense and convolution kernels from one
+            backward pass (:mod:`keras_forget.scores.factored`); False runs one
+            per-example gradient per example everywhere. Both give the same scores.
+    """
+
+    #: What is summed over examples (see ``factored.STATISTICS``).
+    statistic = "square"
+
+    def __init__(self, factored: bool = True) -> None:
+        self.factored = bool(factored)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"factored": self.factored}
 
     def reset(
         self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective
@@ -30,13 +44,14 @@ class _PerExampleGradientScore(Score):
         super().reset(model, weights, objective)
         if self._rebound:  # same model and variables: keep the traced function
             return
-        variables = {k: w.variable for k, w in weights.items()}
-        self._run = reduce_per_example(
-            lambda x, y: objective(model, x, y), variables, self._reduce_fn(variables)
+        self._run = gradient_sums(
+            model,
+            weights,
+            self.statistic,
+            objective.of_outputs if objective.is_classifier else None,
+            lambda x, y: objective(model, x, y),
+            factored=self.factored,
         )
-
-    def _reduce_fn(self, variables: Mapping[str, Any]):
-        raise NotImplementedError
 
     def _accumulate(self, x: np.ndarray, y: np.ndarray) -> Mapping[str, Any]:
         return self._run(x, y)
@@ -61,24 +76,28 @@ class GradXWeight(_PerExampleGradientScore):
 
     name = "gradxweight"
 
-    def __init__(self, signed: bool = False) -> None:
+    def __init__(self, signed: bool = False, factored: bool = True) -> None:
+        super().__init__(factored)
         self.signed = bool(signed)
 
+    @property
+    def statistic(self) -> str:  # type: ignore[override]
+        """``Σ ∂f/∂w`` when signed, else ``Σ |∂f/∂w|``: ``w`` is constant over examples."""
+        return "sum" if self.signed else "abs"
+
     def get_config(self) -> dict[str, Any]:
-        return {"signed": self.signed}
+        return {"signed": self.signed, **super().get_config()}
 
     def forget_variant(self) -> GradXWeight:
         """Scores the data to forget by how much each weight *supports* it."""
-        return GradXWeight(signed=True)
+        return GradXWeight(signed=True, factored=self.factored)
 
-    def _reduce_fn(self, variables: Mapping[str, Any]):
-        signed = self.signed
-
-        def reduce(key: str, grads: tf.Tensor) -> tf.Tensor:
-            terms = grads * variables[key][None]
-            return tf.reduce_sum(terms if signed else tf.abs(terms), axis=0)
-
-        return reduce
+    def _accumulate(self, x: np.ndarray, y: np.ndarray) -> Mapping[str, Any]:
+        sums = super()._accumulate(x, y)
+        scale = {k: w.variable.numpy().astype(np.float64) for k, w in self._weights.items()}
+        if not self.signed:
+            scale = {k: np.abs(v) for k, v in scale.items()}
+        return {k: s * scale[k] for k, s in sums.items()}
 
 
 class Fisher(_PerExampleGradientScore):
@@ -89,12 +108,6 @@ class Fisher(_PerExampleGradientScore):
     """
 
     name = "fisher"
-
-    def _reduce_fn(self, variables: Mapping[str, Any]):
-        def reduce(key: str, grads: tf.Tensor) -> tf.Tensor:
-            return tf.reduce_sum(tf.square(grads), axis=0)
-
-        return reduce
 
 
 class FisherOBD(Fisher):

@@ -8,8 +8,9 @@ sampling: for softmax outputs the Hessian of the loss in the logits is
 
     diag(GGN) = Σ_n Σ_c ( ∂(a_ncᵀ z_n) / ∂w )²,
 
-one vectorised per-example gradient per class column ``a_nc`` (``A`` held
-constant). For C classes this costs C per-example gradients per example.
+one backward pass per class column ``a_nc`` (``A`` held constant) for Dense and
+convolution kernels (:mod:`keras_forget.scores.factored`), one vectorised
+per-example gradient per class column for other weights.
 
 ``estimator="hutchinson"`` instead estimates the diagonal of the true Hessian
 as ``E[v ⊙ Hv]`` over Rademacher probes ``v``. It needs no softmax output
@@ -30,8 +31,8 @@ import tensorflow as tf
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.introspect.registry import PrunableWeight
 from keras_forget.scores.base import Score, ScoreMap
+from keras_forget.scores.factored import gradient_sums
 from keras_forget.scores.objective import Objective
-from keras_forget.scores.per_example import reduce_per_example
 
 ESTIMATORS = ("ggn", "hutchinson")
 
@@ -44,11 +45,17 @@ class OBD(Score):
             ``"hutchinson"`` (stochastic Hessian diagonal, any objective).
         probes: Rademacher probes per batch for ``"hutchinson"``.
         seed: seed of the probes.
+        factored: compute ``"ggn"``'s sums for Dense and convolution kernels from
+            one backward pass per class (:mod:`keras_forget.scores.factored`)
+            instead of one per-example gradient per example and class; the
+            diagonal is the same.
     """
 
     name = "obd"
 
-    def __init__(self, estimator: str = "ggn", probes: int = 16, seed: int = 0) -> None:
+    def __init__(
+        self, estimator: str = "ggn", probes: int = 16, seed: int = 0, factored: bool = True
+    ) -> None:
         if estimator not in ESTIMATORS:
             raise InvalidArgumentError(
                 f"`estimator` must be one of {ESTIMATORS}, got {estimator!r}."
@@ -56,9 +63,15 @@ class OBD(Score):
         if probes < 1:
             raise InvalidArgumentError(f"`probes` must be >= 1, got {probes}.")
         self.estimator, self.probes, self.seed = estimator, int(probes), int(seed)
+        self.factored = bool(factored)
 
     def get_config(self) -> dict[str, Any]:
-        return {"estimator": self.estimator, "probes": self.probes, "seed": self.seed}
+        return {
+            "estimator": self.estimator,
+            "probes": self.probes,
+            "seed": self.seed,
+            "factored": self.factored,
+        }
 
     def reset(
         self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective
@@ -73,29 +86,33 @@ class OBD(Score):
                     "OBD's exact Gauss-Newton diagonal needs a classifier; with `output_fn` "
                     "use OBD(estimator='hutchinson')."
                 )
-            self._run = self._ggn(model, variables, objective)
+            self._run = self._ggn(model, weights, objective)
         else:
             self._run = self._hutchinson(model, variables, objective)
 
-    @staticmethod
-    def _ggn(model: Any, variables: Mapping[str, Any], objective: Objective):
-        classes = 16  # for chunk sizing only; refined on the first batch below
+    def _ggn(self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective):
+        classes = 16  # for chunk sizing only
         try:
             classes = int(model.output_shape[-1])
         except (AttributeError, ValueError, TypeError):
             pass
 
-        def pseudo_outputs(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-            z = objective.log_probs(model(x, training=False))  # logits up to a constant
+        def columns(outputs: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            z = objective.log_probs(outputs)  # logits up to a constant
             p = tf.stop_gradient(tf.exp(z))
             sqrt_p = tf.sqrt(p)
             a = tf.linalg.diag(sqrt_p) - p[:, :, None] * sqrt_p[:, None, :]
             return tf.einsum("bk,bkc->bc", z, a)
 
-        def reduce(key: str, grads: tf.Tensor) -> tf.Tensor:
-            return tf.reduce_sum(tf.square(grads), axis=[0, 1])
-
-        return reduce_per_example(pseudo_outputs, variables, reduce, outputs=classes)
+        return gradient_sums(
+            model,
+            weights,
+            "square",
+            columns,
+            lambda x, y: columns(model(x, training=False), y),
+            outputs=classes,
+            factored=self.factored,
+        )
 
     def _hutchinson(self, model: Any, variables: Mapping[str, Any], objective: Objective):
         keys = list(variables)

@@ -60,7 +60,11 @@ class Objective:
         """Per-example objective ``[batch]`` of the label ``y``."""
         if self.output_fn is not None:
             return tf.reshape(tf.cast(self.output_fn(model, x, y), tf.float32), [-1])
-        log_p = self.log_probs(model(x, training=False))
+        return self.of_outputs(model(x, training=False), y)
+
+    def of_outputs(self, outputs: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """A classifier's per-example objective ``[batch]`` from its outputs."""
+        log_p = self.log_probs(outputs)
         picked = tf.gather(log_p, tf.cast(y, tf.int32), batch_dims=1)
         if self.target == "log_likelihood":
             return picked

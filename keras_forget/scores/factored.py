@@ -1,0 +1,329 @@
+"""Per-example gradient sums of Dense and convolution kernels from one backward pass.
+
+A Dense or convolution layer computes ``z = P·W + b`` at each position of its
+output, where the rows of ``P`` are the layer's input at that position (the input
+vector of a Dense layer, an input patch of a convolution) and ``W`` is the kernel
+as a matrix. For a per-example scalar ``f_n`` (the objective, or one column of
+OBD's Gauss-Newton factor), example ``n``'s kernel gradient is
+
+    G_n = Σ_p P_npᵀ δ_np,     δ = ∂f/∂z.
+
+Because ``f_n`` depends on example ``n`` alone, one backward pass of ``Σ_n f_n``
+to the layer's outputs gives every ``δ_n`` at once; the layer's inputs come from
+the same forward pass. With one position (a Dense layer on vectors) the sums the
+scores need have closed forms, as in BackPACK's per-sample statistics:
+
+    Σ_n G_n² = (P²)ᵀ(δ²),   Σ_n |G_n| = |P|ᵀ|δ|,   Σ_n G_n = Pᵀδ.
+
+With several positions (convolutions, Dense on sequences) each ``G_n`` is one
+batched matrix product, squared or made absolute, and summed, in chunks that
+bound memory. Either way no per-example backward pass is run; the results are
+exactly those of per-example gradients (:mod:`keras_forget.scores.per_example`).
+
+Kernels of other layers, of layers called more than once or inside nested
+models, grouped or causal convolutions, and non-classifier objectives keep the
+per-example path, in the same call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_forget import _keras
+from keras_forget.introspect.registry import PrunableWeight
+from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example
+
+#: What is summed over examples: ``G²``, ``|G|`` or ``G``.
+STATISTICS = ("square", "abs", "sum")
+
+#: ``(model outputs, labels) -> [batch]`` or ``[batch, k]`` per-example scalars.
+PseudoOutputs = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Linear:
+    """How one layer's pre-activation is formed from its input."""
+
+    key: str
+    layer: Any
+    kind: str  # "dense", "conv1d", "conv2d" or "depthwise"
+
+    @property
+    def variable(self) -> Any:
+        """The kernel variable."""
+        if self.kind == "depthwise":  # tf_keras names it depthwise_kernel, Keras 3 kernel
+            if hasattr(self.layer, "depthwise_kernel"):
+                return self.layer.depthwise_kernel
+        return self.layer.kernel
+
+    @property
+    def kernel(self) -> tf.Tensor:
+        """The kernel as ``[inputs per position, outputs]`` (depthwise ``[taps, channels]``)."""
+        value = tf.cast(tf.convert_to_tensor(self.variable), tf.float32)
+        if self.kind == "depthwise":
+            return tf.reshape(value, [-1, value.shape[-2]])
+        return tf.reshape(value, [-1, value.shape[-1]])
+
+    def patches(self, a: tf.Tensor) -> tf.Tensor:
+        """The layer's input as ``[batch, positions, inputs per position]``.
+
+        A depthwise convolution's is ``[batch, positions, taps, channels]``.
+        """
+        a = tf.cast(a, tf.float32)
+        if self.kind == "dense":
+            return tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
+        layer = self.layer
+        if self.kind == "conv1d":
+            a = a[:, None]
+            sizes, strides = (1, *layer.kernel_size), (1, *layer.strides)
+            rates = (1, *layer.dilation_rate)
+        else:
+            sizes, strides, rates = layer.kernel_size, layer.strides, layer.dilation_rate
+        patches = tf.image.extract_patches(
+            a,
+            sizes=[1, *sizes, 1],
+            strides=[1, *strides, 1],
+            rates=[1, *rates, 1],
+            padding=layer.padding.upper(),
+        )
+        if self.kind == "depthwise":
+            channels = a.shape[-1]
+            return tf.reshape(
+                patches, [tf.shape(a)[0], -1, patches.shape[-1] // channels, channels]
+            )
+        return tf.reshape(patches, [tf.shape(a)[0], -1, patches.shape[-1]])
+
+    def preactivation(self, patches: tf.Tensor) -> tf.Tensor:
+        """``z`` ``[batch, positions, outputs]``, before the layer's activation."""
+        if self.kind == "depthwise":
+            z = tf.einsum("bpkc,kc->bpc", patches, self.kernel)
+        else:
+            z = tf.einsum("bpi,io->bpo", patches, self.kernel)
+        if getattr(self.layer, "use_bias", False):
+            z = z + tf.cast(tf.convert_to_tensor(self.layer.bias), tf.float32)
+        return z
+
+    def deltas(self, z: tf.Tensor, grad_out: tf.Tensor) -> tf.Tensor:
+        """``∂f_k/∂z`` ``[k, batch, positions, outputs]`` from the gradients at the output.
+
+        Args:
+            z: the pre-activation, ``[batch, positions, outputs]``.
+            grad_out: ``[k, batch, *output shape]``, one gradient per pseudo-output.
+        """
+        grad_out = tf.cast(grad_out, tf.float32)
+        shape, columns = tf.shape(grad_out), grad_out.shape[0]  # static: the pseudo-outputs
+        grad_out = tf.reshape(
+            grad_out, [shape[0] if columns is None else columns, shape[1], -1, grad_out.shape[-1]]
+        )
+        z = tf.broadcast_to(z, tf.shape(grad_out))  # the activation's vjp, once per k
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            h = self.layer.activation(z)
+        return tape.gradient(h, z, output_gradients=grad_out)
+
+
+def _kind(layer: Any) -> str | None:
+    """``"dense"``, ``"conv1d"``, ``"conv2d"`` for a layer the factored path handles."""
+    name = type(layer).__name__
+    if name == "Dense":
+        return "dense"
+    if name == "DepthwiseConv2D" and getattr(layer, "depth_multiplier", None) == 1:
+        return "depthwise" if _plain_conv(layer) else None
+    if name not in ("Conv1D", "Conv2D"):
+        return None
+    return name.lower() if _plain_conv(layer) else None
+
+
+def _plain_conv(layer: Any) -> bool:
+    """Ungrouped, channels-last, ``"valid"`` or ``"same"`` padding."""
+    return (
+        getattr(layer, "groups", 1) == 1
+        and getattr(layer, "data_format", None) == "channels_last"
+        and str(layer.padding).lower() in ("valid", "same")  # not "causal"
+    )
+
+
+def _factorable(model: Any, weights: Mapping[str, PrunableWeight]) -> list[_Linear]:
+    """The kernels the factored path handles: of layers of ``model`` called once."""
+    own = {id(layer) for layer in getattr(model, "layers", [])}
+    found = []
+    for key, weight in weights.items():
+        layer, kind = weight.layer, _kind(weight.layer)
+        if kind is None or id(layer) not in own:
+            continue
+        linear = _Linear(key, layer, kind)
+        if weight.variable is not linear.variable:
+            continue
+        try:
+            if len(layer._inbound_nodes) != 1:  # shared: its input is not one tensor
+                continue
+        except AttributeError:
+            continue
+        found.append(linear)
+    return found
+
+
+def _tap_model(model: Any, linears: list[_Linear]) -> Any | None:
+    """``x -> [inputs of each layer, outputs of each layer, model output]``, or None."""
+    try:
+        inputs = list(model.inputs)
+        outputs = model.outputs
+        if len(outputs) != 1:
+            return None
+        taps = [lin.layer.input for lin in linears] + [lin.layer.output for lin in linears]
+        if any(isinstance(t, (list, tuple, dict)) for t in taps):
+            return None
+        km = _keras.keras_module(model)
+        return km.Model(inputs[0] if len(inputs) == 1 else inputs, [*taps, outputs[0]])
+    except Exception:  # a subclassed model, or a layer whose input is not in the graph
+        return None
+
+
+def _transform(statistic: str, values: tf.Tensor) -> tf.Tensor:
+    return tf.square(values) if statistic == "square" else tf.abs(values)
+
+
+def _reduce(statistic: str, patches: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
+    """``Σ_k Σ_n stat(G_nk)``: ``[inputs, outputs]``, or depthwise ``[taps, channels]``.
+
+    Args:
+        statistic: one of :data:`STATISTICS`.
+        patches: ``[batch, positions, inputs]`` (depthwise ``[..., taps, channels]``).
+        deltas: ``[k, batch, positions, outputs]``.
+    """
+    if patches.shape.rank == 4:  # depthwise: G_nk[t, c] = Σ_p P_nptc δ_kpnc
+        if statistic == "sum":
+            return tf.einsum("bptc,kbpc->tc", patches, deltas)
+        return _explicit(statistic, "bptc,bpc->btc", patches, deltas)
+    if patches.shape[1] == 1:  # one position: closed forms, |a·δ| = |a|·|δ|
+        a, d = patches[:, 0], deltas[:, :, 0]
+        if statistic == "sum":
+            return tf.matmul(a, tf.reduce_sum(d, axis=0), transpose_a=True)
+        d = tf.reduce_sum(_transform(statistic, d), axis=0)
+        return tf.matmul(_transform(statistic, a), d, transpose_a=True)
+    if statistic == "sum":
+        return tf.einsum("bpi,kbpo->io", patches, deltas)
+    return _explicit(statistic, "bpi,bpo->bio", patches, deltas)
+
+
+def _explicit(statistic: str, equation: str, patches: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
+    """``Σ_k Σ_n stat(G_nk)`` from each example's gradient ``G_nk``.
+
+    The gradients are formed a slice of examples and one pseudo-output at a time,
+    so at most about :data:`MAX_ELEMENTS` floats of them are held at once.
+    """
+    size = int(np.prod(patches.shape[2:])) * (1 if patches.shape.rank == 4 else deltas.shape[-1])
+    rows = max(1, MAX_ELEMENTS // size)
+    shape = patches.shape[2:] if patches.shape.rank == 4 else [patches.shape[-1], deltas.shape[-1]]
+
+    def body(start: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        part = patches[start : start + rows]
+        for k in range(deltas.shape[0]):
+            grads = tf.einsum(equation, part, deltas[k, start : start + rows])
+            total = total + tf.reduce_sum(_transform(statistic, grads), axis=0)
+        return start + rows, total
+
+    count = tf.shape(patches)[0]
+    _, total = tf.while_loop(
+        lambda start, _: start < count, body, (tf.constant(0), tf.zeros(shape, tf.float32))
+    )
+    return total
+
+
+def _factored(
+    model: Any, linears: list[_Linear], pseudo_outputs: PseudoOutputs, statistic: str
+) -> Callable[[Any, tf.Tensor], list[tf.Tensor]] | None:
+    """``(x, y) -> [Σ_n stat(G_n) per kernel]``; None if the graph has no taps.
+
+    One forward pass; one backward pass to the layers' outputs per pseudo-output,
+    vectorised over the pseudo-outputs.
+    """
+    tap = _tap_model(model, linears)
+    if tap is None:
+        return None
+    count = len(linears)
+
+    def sums(x: Any, y: tf.Tensor) -> list[tf.Tensor]:
+        with tf.GradientTape() as tape:
+            values = tap(x, training=False)
+            ins, outs, final = values[:count], values[count : 2 * count], values[-1]
+            pseudo = tf.cast(pseudo_outputs(final, y), tf.float32)
+            pseudo = pseudo[:, None] if pseudo.shape.rank == 1 else pseudo
+            totals = tf.reduce_sum(pseudo, axis=0)  # [k], k static
+        grads = tape.jacobian(
+            totals, outs, unconnected_gradients="zero", experimental_use_pfor=True
+        )
+        result = []
+        for lin, a, g in zip(linears, ins, grads):
+            patches = lin.patches(a)
+            part = _reduce(statistic, patches, lin.deltas(lin.preactivation(patches), g))
+            result.append(tf.reshape(part, lin.variable.shape))
+        return result
+
+    return sums
+
+
+def gradient_sums(
+    model: Any,
+    weights: Mapping[str, PrunableWeight],
+    statistic: str,
+    pseudo_outputs: PseudoOutputs | None,
+    pseudo_of_inputs: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    outputs: int = 1,
+    factored: bool = True,
+) -> Callable[[Any, np.ndarray], dict[str, np.ndarray]]:
+    """Builds ``(x, y) -> {key: Σ_n stat(per-example gradient)}`` over a batch.
+
+    Args:
+        model: the model whose weights are scored.
+        weights: its prunable weights.
+        statistic: ``"square"``, ``"abs"`` or ``"sum"``.
+        pseudo_outputs: the per-example scalars from the model's outputs and the
+            labels; None when they cannot be written so (the per-example path).
+        pseudo_of_inputs: the same from the inputs, ``(x, y) -> [batch(, k)]``,
+            for the per-example path.
+        outputs: ``k`` (1 for ``[batch]`` pseudo-outputs), to size chunks.
+        factored: use the factored path wherever it applies.
+
+    Returns:
+        The function; its values are float64 arrays shaped like the weights.
+    """
+    linears = _factorable(model, weights) if factored and pseudo_outputs is not None else []
+    fast = _factored(model, linears, pseudo_outputs, statistic) if linears else None
+    if fast is None:
+        linears = []
+    rest = {k: w.variable for k, w in weights.items() if k not in {lin.key for lin in linears}}
+    slow = reduce_per_example(pseudo_of_inputs, rest, _per_example_reduce(statistic, rest), outputs)
+    traced: list[Any] = []
+
+    def run(x: Any, y: np.ndarray) -> dict[str, np.ndarray]:
+        totals = slow(x, y) if rest else {}
+        if not linears:
+            return totals
+        if not traced:
+            traced.append(tf.function(fast, reduce_retracing=True))
+        part = tf.nest.map_structure(tf.constant, x)
+        for lin, s in zip(linears, traced[0](part, tf.constant(y))):
+            totals[lin.key] = totals.get(lin.key, 0.0) + s.numpy().astype(np.float64)
+        return totals
+
+    return run
+
+
+def _per_example_reduce(
+    statistic: str, rest: Mapping[str, Any]
+) -> Callable[[str, tf.Tensor], tf.Tensor]:
+    """The per-example path's reduction of ``[batch, (k,) *shape]`` gradients."""
+    ranks = {k: len(v.shape) for k, v in rest.items()}
+    transform = {"square": tf.square, "abs": tf.abs, "sum": tf.identity}[statistic]
+
+    def reduce(key: str, grads: tf.Tensor) -> tf.Tensor:
+        lead = grads.shape.rank - ranks[key]
+        return tf.reduce_sum(transform(grads), axis=list(range(lead)))
+
+    return reduce

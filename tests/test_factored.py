@@ -1,0 +1,135 @@
+"""Factored per-example sums equal per-example gradients, and cover the layers they claim."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tf_keras
+
+from keras_forget.introspect.registry import prunable_weights
+from keras_forget.scores import factored
+from keras_forget.scores.gradient import Fisher, FisherOBD, GradXWeight
+from keras_forget.scores.obd import OBD
+from keras_forget.scores.objective import Objective
+
+FLAVORS = {"keras3": keras, "tf_keras": tf_keras}
+
+
+def _zoo(km):
+    """Every layer kind the factored path handles, one it does not, a softmax output."""
+    layers = km.layers
+    inp = km.Input((8, 8, 1))
+    h = layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    h = layers.Conv2D(4, 3, strides=2, dilation_rate=1, activation="tanh")(h)
+    h = layers.DepthwiseConv2D(3, padding="same", activation="relu")(h)
+    h = layers.DepthwiseConv2D(2, padding="valid", depth_multiplier=2)(h)  # per-example path
+    h = layers.Reshape((-1, 8))(h)
+    h = layers.Conv1D(5, 2, dilation_rate=2, activation="elu")(h)
+    h = layers.Dense(6, activation="gelu")(h)  # a Dense layer on a sequence
+    h = layers.Flatten()(h)
+    h = layers.Dense(7, activation="sigmoid")(h)
+    out = layers.Dense(3, activation="softmax")(h)
+    return km.Model(inp, out)
+
+
+def _scores(model, score, x, y):
+    score.reset(model, prunable_weights(model), Objective(from_logits=False))
+    score.update(x[:13], y[:13])
+    score.update(x[13:], y[13:])
+    return score.result()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(30, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 30)
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda f: GradXWeight(factored=f),
+        lambda f: GradXWeight(signed=True, factored=f),
+        lambda f: Fisher(factored=f),
+        lambda f: FisherOBD(factored=f),
+        lambda f: OBD(factored=f),
+    ],
+    ids=["gradxweight", "gradxweight_signed", "fisher", "fisher_obd", "obd"],
+)
+def test_factored_scores_equal_per_example_gradients(flavor, make, batch):
+    km = FLAVORS[flavor]
+    km.utils.set_random_seed(0)
+    model = _zoo(km)
+    x, y = batch
+    fast, slow = _scores(model, make(True), x, y), _scores(model, make(False), x, y)
+    assert set(fast) == set(slow)
+    for key in slow:
+        scale = np.abs(slow[key]).max()
+        assert scale > 0, key
+        np.testing.assert_allclose(fast[key], slow[key], rtol=0, atol=1e-5 * scale, err_msg=key)
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_factored_path_takes_dense_and_ungrouped_convolutions_only(flavor):
+    km = FLAVORS[flavor]
+    model = _zoo(km)
+    weights = prunable_weights(model)
+    taken = {lin.key for lin in factored._factorable(model, weights)}
+    by_layer = {k: type(w.layer).__name__ for k, w in weights.items()}
+    assert {by_layer[k] for k in taken} == {"Conv2D", "DepthwiseConv2D", "Conv1D", "Dense"}
+    left = set(weights) - taken
+    assert len(left) == 1 and by_layer[left.pop()] == "DepthwiseConv2D"  # depth_multiplier 2
+
+
+def test_shared_and_nested_layers_keep_the_per_example_path(batch):
+    keras.utils.set_random_seed(0)
+    inner = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(3, 3)], name="inner")
+    shared = keras.layers.Dense(4, activation="relu")
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Flatten()(inner(inp))
+    h = keras.layers.Dense(4)(h)
+    h = shared(shared(h))  # called twice: no single input
+    model = keras.Model(inp, keras.layers.Dense(3)(h))
+    weights = prunable_weights(model)
+    taken = {lin.key for lin in factored._factorable(model, weights)}
+    assert all("inner" not in k for k in taken)  # inside a nested model
+    assert not any(shared.name in k for k in taken)
+    x, y = batch
+    score = Fisher(factored=True)
+    score.reset(model, weights, Objective(from_logits=True))
+    score.update(x, y)
+    fast = score.result()
+    slow = _scores_logits(model, Fisher(factored=False), x, y)
+    for key in slow:
+        np.testing.assert_allclose(fast[key], slow[key], rtol=1e-4, atol=1e-7, err_msg=key)
+
+
+def _scores_logits(model, score, x, y):
+    score.reset(model, prunable_weights(model), Objective(from_logits=True))
+    score.update(x, y)
+    return score.result()
+
+
+def test_an_output_fn_objective_keeps_the_per_example_path(batch, monkeypatch):
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    model = keras.Sequential(layers)
+    objective = Objective(output_fn=lambda m, x, y: keras.ops.sum(m(x), axis=-1))
+
+    def refuse(*args):
+        raise AssertionError("the factored path needs the model's outputs")
+
+    monkeypatch.setattr(factored, "_factored", refuse)
+    x, y = batch
+    score = GradXWeight()
+    score.reset(model, prunable_weights(model), objective)
+    score.update(x, y)
+    assert np.abs(score.result()["dense/kernel"]).max() > 0
+
+
+def test_factored_is_part_of_the_config():
+    assert GradXWeight(factored=False).get_config() == {"signed": False, "factored": False}
+    assert Fisher().get_config() == {"factored": True}
+    assert OBD(factored=False).get_config()["factored"] is False
