@@ -22,7 +22,8 @@ exactly those of per-example gradients (:mod:`keras_forget.scores.per_example`).
 
 Kernels of other layers, of layers called more than once or inside nested
 models, grouped or causal convolutions, and non-classifier objectives keep the
-per-example path, in the same call.
+per-example path, in the same call. Under a ``tf.distribute`` strategy each
+batch is split between the replicas (:mod:`keras_forget.distribute`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_forget import _keras
+from keras_forget import _keras, distribute
 from keras_forget.introspect.registry import PrunableWeight
 from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example
 
@@ -307,9 +308,13 @@ def gradient_sums(
             return totals
         if not traced:
             traced.append(tf.function(fast, reduce_retracing=True))
-        part = tf.nest.map_structure(tf.constant, x)
-        for lin, s in zip(linears, traced[0](part, tf.constant(y))):
-            totals[lin.key] = totals.get(lin.key, 0.0) + s.numpy().astype(np.float64)
+        strategy = distribute.current()
+        if strategy is None:
+            sums = traced[0](tf.nest.map_structure(tf.constant, x), tf.constant(y))
+        else:
+            sums = distribute.replica_sums(strategy, traced[0], x, y)
+        for lin, s in zip(linears, sums):
+            totals[lin.key] = totals.get(lin.key, 0.0) + np.asarray(s, np.float64)
         return totals
 
     return run

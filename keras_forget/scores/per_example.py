@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_forget import distribute
+
 #: Most per-example gradient entries held at once (floats): ~128 MB.
 MAX_ELEMENTS = 2**25
 
@@ -51,14 +53,20 @@ def reduce_per_example(
     def run(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         if not compiled:
             compiled.append(tf.function(chunk, input_signature=_signature(x, y)))
-        size = chunk_size(len(y), params, outputs)
+        strategy = distribute.current()
+        replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+        size = chunk_size(len(y), params, outputs) * replicas
         totals = {k: 0.0 for k in keys}
         for start in range(0, len(y), size):
             window = slice(start, start + size)
-            part = tf.nest.map_structure(lambda a, w=window: tf.constant(a[w]), x)
-            sums = compiled[0](part, tf.constant(y[window]))
+            if strategy is None:
+                part = tf.nest.map_structure(lambda a, w=window: tf.constant(a[w]), x)
+                sums = compiled[0](part, tf.constant(y[window]))
+            else:
+                part = tf.nest.map_structure(lambda a, w=window: np.asarray(a)[w], x)
+                sums = distribute.replica_sums(strategy, compiled[0], part, y[window])
             for k, s in zip(keys, sums):
-                totals[k] = totals[k] + s.numpy().astype(np.float64)
+                totals[k] = totals[k] + np.asarray(s, np.float64)
         return totals
 
     return run
