@@ -160,6 +160,28 @@ def test_hutchinson_estimates_the_hessian_diagonal(toy):
     assert np.corrcoef(a, b)[0, 1] > 0.9
 
 
+def test_sampled_labels_estimate_the_exact_gauss_newton_diagonal(toy):
+    model, x, y = toy
+    exact = _run(model, x, y, scores.OBD())
+    errors = []
+    for probes in (1, 64):
+        sampled = _run(model, x, y, scores.OBD(estimator="sampled", probes=probes, seed=1))
+        a = np.concatenate([exact[k].ravel() for k in exact])
+        b = np.concatenate([sampled[k].ravel() for k in exact])
+        errors.append(np.abs(b - a).sum() / np.abs(a).sum())
+    assert errors[1] < 0.5 * errors[0]  # the error falls as probes grow
+    assert errors[1] < 0.2
+    again = _run(model, x, y, scores.OBD(estimator="sampled", seed=1))
+    first = _run(model, x, y, scores.OBD(estimator="sampled", seed=1))
+    for key in first:
+        np.testing.assert_array_equal(again[key], first[key])  # seeded
+
+
+def test_obd_rejects_bad_probes():
+    with pytest.raises(InvalidArgumentError, match="`probes`"):
+        scores.OBD(estimator="sampled", probes=0)
+
+
 def test_magnitude_and_random(toy):
     model, x, y = toy
     mag = _run(model, x, y, scores.Magnitude())

@@ -12,6 +12,10 @@ one backward pass per class column ``a_nc`` (``A`` held constant) for Dense and
 convolution kernels (:mod:`keras_forget.scores.factored`), one vectorised
 per-example gradient per class column for other weights.
 
+``estimator="sampled"`` estimates the same diagonal without bias from labels
+drawn from the model's predictions, ``E_ŷ[(∂ log p_ŷ/∂w)²]``: one backward pass
+per drawn label instead of one per class, for many classes or large models.
+
 ``estimator="hutchinson"`` instead estimates the diagonal of the true Hessian
 as ``E[v ⊙ Hv]`` over Rademacher probes ``v``. It needs no softmax output
 (any ``output_fn``), but is noisy: its relative error falls only as
@@ -34,17 +38,21 @@ from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.factored import gradient_sums
 from keras_forget.scores.objective import Objective
 
-ESTIMATORS = ("ggn", "hutchinson")
+ESTIMATORS = ("ggn", "sampled", "hutchinson")
 
 
 class OBD(Score):
     """Optimal Brain Damage saliency ``½ · h_kk · w_k²``.
 
     Args:
-        estimator: ``"ggn"`` (exact Gauss-Newton diagonal, classifiers) or
-            ``"hutchinson"`` (stochastic Hessian diagonal, any objective).
-        probes: Rademacher probes per batch for ``"hutchinson"``.
-        seed: seed of the probes.
+        estimator: ``"ggn"`` (exact Gauss-Newton diagonal, classifiers),
+            ``"sampled"`` (the same diagonal estimated from labels drawn from the
+            model's own predictions, classifiers; one backward pass per probe
+            instead of one per class) or ``"hutchinson"`` (stochastic Hessian
+            diagonal, any objective).
+        probes: labels drawn per example for ``"sampled"`` (default 1),
+            Rademacher probes per batch for ``"hutchinson"`` (default 16).
+        seed: seed of the draws.
         factored: compute ``"ggn"``'s sums for Dense and convolution kernels from
             one backward pass per class (:mod:`keras_forget.scores.factored`)
             instead of one per-example gradient per example and class; the
@@ -54,14 +62,20 @@ class OBD(Score):
     name = "obd"
 
     def __init__(
-        self, estimator: str = "ggn", probes: int = 16, seed: int = 0, factored: bool = True
+        self,
+        estimator: str = "ggn",
+        probes: int | None = None,
+        seed: int = 0,
+        factored: bool = True,
     ) -> None:
         if estimator not in ESTIMATORS:
             raise InvalidArgumentError(
                 f"`estimator` must be one of {ESTIMATORS}, got {estimator!r}."
             )
-        if probes < 1:
-            raise InvalidArgumentError(f"`probes` must be >= 1, got {probes}.")
+        if probes is None:
+            probes = 16 if estimator == "hutchinson" else 1
+        if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+            raise InvalidArgumentError(f"`probes` must be an int >= 1, got {probes!r}.")
         self.estimator, self.probes, self.seed = estimator, int(probes), int(seed)
         self.factored = bool(factored)
 
@@ -80,37 +94,62 @@ class OBD(Score):
         if self._rebound:  # same model and variables: keep the traced function
             return
         variables = {k: w.variable for k, w in weights.items()}
-        if self.estimator == "ggn":
+        if self.estimator in ("ggn", "sampled"):
             if not objective.is_classifier:
                 raise InvalidArgumentError(
-                    "OBD's exact Gauss-Newton diagonal needs a classifier; with `output_fn` "
+                    "OBD's Gauss-Newton diagonal needs a classifier; with `output_fn` "
                     "use OBD(estimator='hutchinson')."
                 )
-            self._run = self._ggn(model, weights, objective)
+            columns = self._exact if self.estimator == "ggn" else self._sampled()
+            self._run = self._ggn(model, weights, objective, columns)
         else:
             self._run = self._hutchinson(model, variables, objective)
 
-    def _ggn(self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective):
-        classes = 16  # for chunk sizing only
-        try:
-            classes = int(model.output_shape[-1])
-        except (AttributeError, ValueError, TypeError):
-            pass
+    @staticmethod
+    def _exact(log_p: tf.Tensor) -> tf.Tensor:
+        """``[batch, classes]``: ``a_ncᵀ z_n``, the columns of the GGN's square root."""
+        p = tf.stop_gradient(tf.exp(log_p))
+        sqrt_p = tf.sqrt(p)
+        a = tf.linalg.diag(sqrt_p) - p[:, :, None] * sqrt_p[:, None, :]
+        return tf.einsum("bk,bkc->bc", log_p, a)
 
-        def columns(outputs: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-            z = objective.log_probs(outputs)  # logits up to a constant
-            p = tf.stop_gradient(tf.exp(z))
-            sqrt_p = tf.sqrt(p)
-            a = tf.linalg.diag(sqrt_p) - p[:, :, None] * sqrt_p[:, None, :]
-            return tf.einsum("bk,bkc->bc", z, a)
+    def _sampled(self):
+        """``log p_ŷ / √probes`` for ``probes`` labels ``ŷ ~ p`` per example.
+
+        ``E_ŷ[(∂ log p_ŷ/∂w)²]`` is the GGN diagonal of the cross-entropy, so the
+        estimate is unbiased; its variance falls as ``1/probes``.
+        """
+        rng, probes = tf.random.Generator.from_seed(self.seed), self.probes
+
+        def columns(log_p: tf.Tensor) -> tf.Tensor:
+            shape = tf.concat([tf.shape(log_p)[:1], [probes], tf.shape(log_p)[1:]], 0)
+            gumbel = -tf.math.log(-tf.math.log(rng.uniform(shape, 1e-20, 1.0)))
+            drawn = tf.argmax(tf.stop_gradient(log_p)[:, None, :] + gumbel, axis=-1)
+            picked = tf.gather(log_p, drawn, batch_dims=1)
+            return picked / tf.sqrt(float(probes))
+
+        return columns
+
+    def _ggn(
+        self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective, columns
+    ):
+        count = self.probes if self.estimator == "sampled" else 16  # for chunk sizing only
+        if self.estimator == "ggn":
+            try:
+                count = int(model.output_shape[-1])
+            except (AttributeError, ValueError, TypeError):
+                pass
+
+        def of_outputs(outputs: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            return columns(objective.log_probs(outputs))  # log_p: logits up to a constant
 
         return gradient_sums(
             model,
             weights,
             "square",
-            columns,
-            lambda x, y: columns(model(x, training=False), y),
-            outputs=classes,
+            of_outputs,
+            lambda x, y: of_outputs(model(x, training=False), y),
+            outputs=count,
             factored=self.factored,
         )
 
