@@ -19,6 +19,12 @@ and the parameters the shrunk model keeps.
 Prints a table (mean [min, max] over the seeds) and the scope recommended by the
 numbers (the higher mean FT accuracy, averaged over architectures and sparsities),
 and writes benchmarks/results/unit_scope.json.
+
+With ``--reconstruct``, the compared dimension is instead the least-squares refit of the
+layers that read removed units (``kf.prune(..., reconstruct=False|True)``, see
+keras_forget/surgery/reconstruct.py), at ``scope="layer"``; the recommendation is the
+setting with the higher mean FT accuracy, and it is written to
+benchmarks/results/unit_scope_reconstruct.json.
 """
 
 from __future__ import annotations
@@ -41,15 +47,21 @@ from provenance import provenance  # noqa: E402
 import keras_forget as kf  # noqa: E402
 from keras_forget import api  # noqa: E402
 from keras_forget.files import write_json  # noqa: E402
+from keras_forget.surgery import reconstruct as reconstruct_units  # noqa: E402
 
 OUT = os.path.join(HERE, "results", "unit_scope.json")
+OUT_RECONSTRUCT = os.path.join(HERE, "results", "unit_scope_reconstruct.json")
 SCOPES = ("layer", "global")
+RECONSTRUCT = (False, True)
 SPARSITIES = (0.3, 0.5)
 FINE_TUNE = kf.FineTune(epochs=1, learning_rate=1e-3)  # benchmarks/discedit.py's PRUNE_FT
 
 
-def prune_row(model, fit, val, seed: int, sparsity: float, scope: str) -> dict:
-    """One pruning call: NoFT and FT validation accuracy, parameters and units kept."""
+def prune_row(
+    model, fit, val, seed: int, sparsity: float, scope: str, reconstruct: bool | None = None
+) -> dict:
+    """One pruning call: NoFT and FT validation accuracy, parameters and units kept
+    (``reconstruct=None``: the library's default)."""
     keras.utils.set_random_seed(seed)
     result = kf.prune(
         model,
@@ -59,6 +71,7 @@ def prune_row(model, fit, val, seed: int, sparsity: float, scope: str) -> dict:
         method="discedit",
         scope=scope,
         shrink=True,
+        reconstruct=reconstruct,
         fine_tune=FINE_TUNE,
         eval_data=val,
         verbose=False,
@@ -77,13 +90,20 @@ def prune_row(model, fit, val, seed: int, sparsity: float, scope: str) -> dict:
     }
 
 
-def summarize(rows, archs, sparsities) -> list[dict]:
-    """Per architecture × sparsity × scope: mean, min and max over the seeds."""
+CHOICES = {"scope": SCOPES, "reconstruct": RECONSTRUCT}
+DEFAULTS = {
+    "scope": lambda: api.DEFAULT_SCOPE["compress", "unit"],
+    "reconstruct": lambda: reconstruct_units.DEFAULT,
+}
+
+
+def summarize(rows, archs, sparsities, dim: str = "scope") -> list[dict]:
+    """Per architecture × sparsity × setting of ``dim``: mean, min and max over the seeds."""
     out = []
     for arch in archs:
         for sparsity in sparsities:
-            for scope in SCOPES:
-                key = {"arch": arch, "sparsity": sparsity, "scope": scope}
+            for setting in CHOICES[dim]:
+                key = {"arch": arch, "sparsity": sparsity, dim: setting}
                 runs = [r for r in rows if all(r[k] == v for k, v in key.items())]
                 sel = [r for r in runs if "error" not in r]
                 cell = dict(key, n=len(sel), errors=len(runs) - len(sel))
@@ -95,14 +115,15 @@ def summarize(rows, archs, sparsities) -> list[dict]:
     return out
 
 
-def recommend(summary) -> dict:
-    """The scope with the higher mean FT accuracy, averaged over the (arch, sparsity) cells
-    that both scopes completed."""
-    cells = {(c["arch"], c["sparsity"], c["scope"]): c for c in summary if c["n"]}
+def recommend(summary, dim: str = "scope") -> dict:
+    """The setting of ``dim`` with the higher mean FT accuracy, averaged over the
+    (arch, sparsity) cells that every setting completed."""
+    SCOPES = CHOICES[dim]  # noqa: N806
+    cells = {(c["arch"], c["sparsity"], c[dim]): c for c in summary if c["n"]}
     pairs = sorted({(a, s) for a, s, _ in cells if all((a, s, k) in cells for k in SCOPES)})
-    default = api.DEFAULT_SCOPE["compress", "unit"]
+    default = DEFAULTS[dim]()
     if not pairs:
-        return {"scope": None, "library_default": default, "cells": []}
+        return {dim: None, "library_default": default, "cells": []}
     ft = {key: cell["ft_val_acc"]["mean"] for key, cell in cells.items()}
     mean_ft = {k: float(np.mean([ft[a, s, k] for a, s in pairs])) for k in SCOPES}
     mean_noft = {
@@ -115,28 +136,29 @@ def recommend(summary) -> dict:
         for k in SCOPES
     }
     return {
-        "scope": best,
+        dim: best,
         "criterion": "higher mean FT validation accuracy, averaged over architectures "
         "and sparsities",
-        "mean_ft_val_acc": mean_ft,
-        "mean_noft_val_acc": mean_noft,
-        "cells_won_ft": wins,
+        "mean_ft_val_acc": {str(k): v for k, v in mean_ft.items()},
+        "mean_noft_val_acc": {str(k): v for k, v in mean_noft.items()},
+        "cells_won_ft": {str(k): v for k, v in wins.items()},
         "cells": [list(p) for p in pairs],
         "library_default": default,
         "agrees_with_library_default": best == default,
     }
 
 
-def table(summary) -> str:
+def table(summary, dim: str = "scope") -> str:
+    width = 7 if dim == "scope" else 12
     lines = [
-        f"{'arch':<7}{'sparsity':>8}  {'scope':<7}{'n':>2}  {'NoFT val acc':<22}"
+        f"{'arch':<7}{'sparsity':>8}  {dim:<{width}}{'n':>2}  {'NoFT val acc':<22}"
         f"{'FT val acc':<22}{'params kept':<24}{'kept':>6}"
     ]
     for c in summary:
         kept = f"{c['params_kept']['mean']:>6.1%}" if c["n"] else f"{'—':>6}"
         errors = f"  ({c['errors']} failed)" if c["errors"] else ""
         lines.append(
-            f"{c['arch']:<7}{c['sparsity']:>8.2f}  {c['scope']:<7}{c['n']:>2}  "
+            f"{c['arch']:<7}{c['sparsity']:>8.2f}  {c[dim]!s:<{width}}{c['n']:>2}  "
             f"{fmt(c.get('noft_val_acc')):<22}{fmt(c.get('ft_val_acc')):<22}"
             f"{fmt(c.get('params'), 0):<24}{kept}{errors}"
         )
@@ -152,8 +174,19 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--sparsities", type=float, nargs="+", default=list(SPARSITIES))
     parser.add_argument("--quiet", action="store_true", help="print only the table")
-    parser.add_argument("--out", default=OUT, help="JSON path")
+    parser.add_argument(
+        "--reconstruct",
+        action="store_true",
+        help="compare reconstruct=False/True at scope='layer' instead of the two scopes",
+    )
+    parser.add_argument("--out", default=None, help="JSON path")
     args = parser.parse_args(argv)
+    dim = "reconstruct" if args.reconstruct else "scope"
+    if args.out is None:
+        args.out = OUT_RECONSTRUCT if args.reconstruct else OUT
+    settings = (
+        [("layer", r) for r in RECONSTRUCT] if args.reconstruct else [(k, None) for k in SCOPES]
+    )
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     start = time.perf_counter()
     origin = provenance()  # before any work: the code this run imported
@@ -177,37 +210,41 @@ def main(argv=None) -> int:
                 f"{dense['dense_params']} params ({seconds:.0f}s)"
             )
             for sparsity in args.sparsities:
-                for scope in SCOPES:
-                    row = dict(dense, sparsity=sparsity, scope=scope)
+                for scope, rec in settings:
+                    used = reconstruct_units.DEFAULT if rec is None else rec
+                    row = dict(dense, sparsity=sparsity, scope=scope, reconstruct=used)
                     try:
-                        row.update(prune_row(model, fit, val, seed, sparsity, scope))
+                        row.update(prune_row(model, fit, val, seed, sparsity, scope, rec))
                         say(
-                            f"   sp={sparsity} {scope:6}: NoFT {row['noft_val_acc']:.4f} "
+                            f"   sp={sparsity} {scope:6} reconstruct={used!s:5}: "
+                            f"NoFT {row['noft_val_acc']:.4f} "
                             f"FT {row['ft_val_acc']:.4f} params {row['params']} "
                             f"units {row['units_removed']}/{row['units_total']}"
                         )
                     except Exception as e:  # recorded, reported and counted below
                         row["error"] = f"{type(e).__name__}: {e}"
                         row["traceback"] = traceback.format_exc()
-                        print(f"   FAILED sp={sparsity} {scope}: {row['error']}", flush=True)
+                        print(f"   FAILED sp={sparsity} {scope} {used}: {row['error']}", flush=True)
                     rows.append(row)
             keras.backend.clear_session()
-    summary = summarize(rows, args.archs, args.sparsities)
-    choice = recommend(summary)
+    summary = summarize(rows, args.archs, args.sparsities, dim)
+    choice = recommend(summary, dim)
     seconds = time.perf_counter() - start
     failed = [r for r in rows if "error" in r]
     print(
-        f"\nDISCEDIT-SP, shrink=True, FT = {FINE_TUNE.epochs} epoch at lr "
+        "\nDISCEDIT-SP, shrink=True"
+        + (", scope='layer'" if args.reconstruct else f", reconstruct={reconstruct_units.DEFAULT}")
+        + f", FT = {FINE_TUNE.epochs} epoch at lr "
         f"{FINE_TUNE.learning_rate}; validation accuracy (stratified {VAL_FRACTION:.0%} of "
         f"the digits training split), mean [min, max] over seeds {args.seeds}; "
-        "test split never touched\n" + table(summary)
+        "test split never touched\n" + table(summary, dim)
     )
-    if choice["scope"] is None:
-        print("\nrecommended scope: none (no architecture × sparsity completed with both scopes)")
+    if choice[dim] is None:
+        print(f"\nrecommended {dim}: none (no architecture × sparsity completed with both)")
     else:
         means = ", ".join(f"{k} {v:.4f}" for k, v in choice["mean_ft_val_acc"].items())
         print(
-            f"\nrecommended scope: {choice['scope']} (mean FT val acc over "
+            f"\nrecommended {dim}: {choice[dim]} (mean FT val acc over "
             f"{len(choice['cells'])} architecture × sparsity cells: {means}); library "
             f"default {choice['library_default']!r} "
             + ("agrees" if choice["agrees_with_library_default"] else "DISAGREES")
@@ -225,7 +262,8 @@ def main(argv=None) -> int:
             "seeds": args.seeds,
             "architectures": args.archs,
             "sparsities": args.sparsities,
-            "scopes": list(SCOPES),
+            "compared": dim,
+            "settings": [{"scope": k, "reconstruct": r} for k, r in settings],
             "spread": "mean, min and max over the seeds",
         },
         "config": {
@@ -233,6 +271,7 @@ def main(argv=None) -> int:
             "method": "discedit",
             "granularity": "unit",
             "shrink": True,
+            "reconstruct": "compared" if args.reconstruct else reconstruct_units.DEFAULT,
             "fine_tune": {"epochs": FINE_TUNE.epochs, "learning_rate": FINE_TUNE.learning_rate},
             "noft": "report.after of the fine-tuning call (the state before fine-tuning)",
         },

@@ -24,6 +24,7 @@ from keras_forget.introspect.registry import LeftWhole
 from keras_forget.results import Result
 from keras_forget.scores import Objective
 from keras_forget.selection import amount as amount_search
+from keras_forget.surgery import reconstruct as reconstruct_units
 from keras_forget.surgery.obs import OBS
 from keras_forget.training import FineTune
 
@@ -439,6 +440,7 @@ def prune(
     scope: str | None = None,
     granularity: str = "weight",
     shrink: bool = False,
+    reconstruct: bool | None = None,
     fine_tune: FineTune | None = None,
     eval_data: Any = None,
     schedule: selection.GradualSchedule | None = None,
@@ -475,6 +477,12 @@ def prune(
         granularity: ``"weight"`` (default) or ``"unit"``.
         shrink: with ``granularity="unit"``, return a physically smaller
             model instead of a masked one (default False).
+        reconstruct: with ``shrink=True``, refit each Dense / Conv layer that
+            reads removed units, by ridge least squares on the first 1024
+            examples of ``data``, so that its outputs match the original
+            model's (:mod:`keras_forget.surgery.reconstruct`). None (default):
+            :data:`~keras_forget.surgery.reconstruct.DEFAULT` when shrinking
+            with ``data``, else False.
         fine_tune: optional :class:`FineTune` (by default on ``data``).
         eval_data: data for the report's accuracies (default: ``data``).
         schedule: a :class:`~keras_forget.GradualSchedule` for score-driven
@@ -519,6 +527,7 @@ def prune(
     )
     if checks.flag(shrink, "shrink") and granularity != "unit":
         raise InvalidArgumentError("`shrink=True` removes units: it needs `granularity='unit'`.")
+    reconstruct = _reconstruct_option(reconstruct, shrink, data)
     if schedule is not None:
         if granularity == "unit":
             raise InvalidArgumentError(
@@ -569,6 +578,7 @@ def prune(
         objective,
         classes,
         shrink=shrink,
+        reconstruct=reconstruct,
         tune=fine_tune,
         batch_size=batch_size,
         verbose=verbose,
@@ -578,6 +588,21 @@ def prune(
     )
     result = pipeline.run(model, job, data, check=check, eval_split=split, train=train)
     return _reporting(result, left_names)
+
+
+def _reconstruct_option(value: Any, shrink: bool, data: Any) -> bool:
+    """Validates ``reconstruct``; None becomes the default where it applies."""
+    if value is None:
+        return bool(shrink and data is not None and reconstruct_units.DEFAULT)
+    if checks.flag(value, "reconstruct"):
+        if not shrink:
+            raise InvalidArgumentError(
+                "`reconstruct=True` refits layers after units are removed: it needs "
+                "`granularity='unit'` and `shrink=True`."
+            )
+        if data is None:
+            raise InvalidArgumentError("`reconstruct=True` needs `data` (calibration examples).")
+    return bool(value)
 
 
 def _first_inputs(model: Any, data: Data | None, tune: FineTune | None, eval_data: Any) -> Any:

@@ -26,7 +26,7 @@ from keras_forget.results import Report, Result
 from keras_forget.scores.accumulate import rescorer, score, score_split, score_units
 from keras_forget.scores.objective import Objective
 from keras_forget.selection import amount as amount_search
-from keras_forget.surgery import masking, obs, structured
+from keras_forget.surgery import masking, obs, reconstruct, structured
 from keras_forget.training import FineTune, fine_tune
 
 #: Most forget examples the amount search keeps in memory.
@@ -53,6 +53,9 @@ class Job:
         subset: forgetting given examples rather than classes (``targets`` is
             then empty).
         shrink: remove units physically (unit granularity).
+        reconstruct: after shrinking, refit the layers that read removed units
+            to reproduce the original outputs on ``data``
+            (:mod:`keras_forget.surgery.reconstruct`).
         tune: the fine-tuning, or None.
         batch_size: scoring batch size.
         verbose: show progress.
@@ -73,6 +76,7 @@ class Job:
     forget_accuracy: float = 0.0
     subset: bool = False
     shrink: bool = False
+    reconstruct: bool = False
     tune: FineTune | None = None
     batch_size: int = 64
     verbose: bool = True
@@ -261,7 +265,12 @@ def _edit(
         return masking.mask_model(model, masks)
     if job.shrink:
         sample = None if data is None else data.first(32)
-        return structured.shrink(model, units, sample=sample, graph=graph)
+        shrunk = structured.shrink(model, units, sample=sample, graph=graph)
+        if job.reconstruct and data is not None:
+            reconstruct.reconstruct(
+                model, shrunk, units, data, graph=graph, batch_size=job.batch_size
+            )
+        return shrunk
     return masking.mask_weights(model, masks)
 
 

@@ -10,9 +10,10 @@ import pytest
 
 import keras_forget as kf
 from keras_forget import checks, selection
+from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError, NonFiniteError, UnsupportedLayerError
 from keras_forget.introspect.graph import Graph
-from keras_forget.surgery import structured
+from keras_forget.surgery import reconstruct, structured
 
 from .helpers import assert_pruned_zero, randomize_batchnorm
 
@@ -287,3 +288,103 @@ def test_tf_keras_unit_masks_live_in_tfmot_mask_variables(digits):
     assert held == {"kernel", "bias"}
     assert_pruned_zero(result.model, result.masks)
     assert result.report.pruned == 4
+
+
+# -- reconstruct: refit the consumers of removed units -----------------------------------------
+
+
+def _calibration(model: keras.Model, n: int = 96) -> Data:
+    x = np.random.default_rng(2).standard_normal((n, *model.input_shape[1:])).astype("float32")
+    return Data.of((x, np.zeros(n, "int64")), batch_size=32)
+
+
+def _mse(a, b) -> float:
+    return float(np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def test_reconstruct_matches_brute_force_ridge_least_squares():
+    model = _mlp()
+    graph = Graph(model)
+    masks = {**_drop(graph, "d1", [0, 3, 7]), **_drop(graph, "d2", [1])}
+    shrunk = structured.shrink(model, masks, graph=graph)
+    data = _calibration(model)
+    done = reconstruct.reconstruct(model, shrunk, masks, data, graph=graph, damp=0.01)
+    assert done == ["d2", "out"]
+    x, _ = data.arrays()
+    kept_in, kept_out = np.flatnonzero(masks["d1"]), np.flatnonzero(masks["d2"])
+    w1, b1 = (np.asarray(v, np.float64) for v in model.get_layer("d1").get_weights())
+    w2, b2 = (np.asarray(v, np.float64) for v in model.get_layer("d2").get_weights())
+    hidden = np.maximum(x @ w1 + b1, 0)  # d1's outputs: not refit (its inputs are not cut)
+    target = hidden @ w2[:, kept_out] + b2[kept_out]  # original pre-activation outputs of d2
+    a = np.c_[hidden[:, kept_in], np.ones(len(x))]
+    n, lam = len(x), 0.01 * np.mean(np.diag(a.T @ a / len(x)))
+    stacked = np.r_[a / np.sqrt(n), np.sqrt(lam) * np.eye(a.shape[1])]
+    rhs = np.r_[target / np.sqrt(n), np.zeros((a.shape[1], kept_out.size))]
+    expected = np.linalg.lstsq(stacked, rhs, rcond=None)[0]
+    kernel, bias = shrunk.get_layer("d2").get_weights()
+    np.testing.assert_allclose(kernel, expected[:-1], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(bias, expected[-1], rtol=1e-3, atol=1e-4)
+    plain = structured.shrink(model, masks, graph=graph)
+    fitted, before = (a @ np.r_[w, b[None]] for w, b in (
+        (kernel, bias), plain.get_layer("d2").get_weights()))  # fmt: skip
+    assert _mse(fitted, target) < _mse(before, target)
+
+
+def test_reconstruct_brings_a_cnn_closer_to_the_original_logits():
+    model = _residual()
+    graph = Graph(model)
+    masks = {**_drop(graph, "stem", [2]), **_drop(graph, "c1", [0]), **_drop(graph, "extra", [1])}
+    data = _calibration(model, 128)
+    plain = structured.shrink(model, masks, graph=graph)
+    fitted = structured.shrink(model, masks, graph=graph)
+    done = reconstruct.reconstruct(model, fitted, masks, data, graph=graph)
+    assert done == ["c1", "c2", "extra", "out"]  # the depthwise "dw" is left as it is
+    x, _ = data.arrays()
+    original = model(x, training=False)
+    assert _mse(fitted(x, training=False), original) < 0.5 * _mse(
+        plain(x, training=False), original
+    )
+
+
+def test_prune_reconstruct_leaves_the_callers_model_unchanged(small_cnn, digits):
+    train, test = digits
+    before = [w.copy() for w in small_cnn.get_weights()]
+    run = dict(sparsity=0.5, granularity="unit", shrink=True, scope="layer", verbose=False)
+    refit = kf.prune(small_cnn, train, reconstruct=True, eval_data=test, **run)
+    plain = kf.prune(small_cnn, train, reconstruct=False, eval_data=test, **run)
+    assert all(np.array_equal(a, b) for a, b in zip(before, small_cnn.get_weights()))
+    kernels = [m.model.get_layer("logits").kernel.numpy() for m in (refit, plain)]
+    assert kernels[0].shape == kernels[1].shape and not np.allclose(*kernels)
+    assert refit.report.after.accuracy >= plain.report.after.accuracy - 0.02
+
+
+def test_bad_reconstruct_values_are_rejected_before_any_work():
+    model = _mlp()
+    x = np.zeros((4, 6), "float32"), np.zeros(4, "int64")
+    unit = dict(granularity="unit", verbose=False)
+    with pytest.raises(InvalidArgumentError, match="`reconstruct`"):
+        kf.prune(model, x, shrink=True, reconstruct="yes", **unit)
+    with pytest.raises(InvalidArgumentError, match="`reconstruct=True`.*shrink=True"):
+        kf.prune(model, x, shrink=False, reconstruct=True, **unit)
+    with pytest.raises(InvalidArgumentError, match="`reconstruct=True` needs `data`"):
+        kf.prune(model, None, method="l1", shrink=True, reconstruct=True, **unit)
+    with pytest.raises(InvalidArgumentError, match="`examples`"):
+        reconstruct.reconstruct(model, model, {}, Data.of(x), examples=0)
+    with pytest.raises(InvalidArgumentError, match="`damp`"):
+        reconstruct.reconstruct(model, model, {}, Data.of(x), damp=-1.0)
+
+
+def test_reconstruct_refits_a_tf_keras_model():
+    model = _tf_keras_cnn()
+    graph = Graph(model)
+    masks = _drop(graph, "conv0", [0, 5])
+    data = _calibration(model, 64)
+    weights = [w.copy() for w in model.get_weights()]
+    plain = structured.shrink(model, masks, graph=graph)
+    fitted = structured.shrink(model, masks, graph=graph)
+    assert reconstruct.reconstruct(model, fitted, masks, data, graph=graph) == ["conv1"]
+    assert type(fitted).__module__.startswith("tf_keras")
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    x, _ = data.arrays()
+    original = model(x, training=False)
+    assert _mse(fitted(x, training=False), original) < _mse(plain(x, training=False), original)
