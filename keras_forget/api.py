@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_forget import _keras, checks, gradual, pipeline, scores, selection, training
+from keras_forget import _keras, checks, distribute, gradual, pipeline, scores, selection, training
 from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.introspect.registry import LeftWhole
@@ -289,6 +289,7 @@ def prune_for_class(
     batch_size: int = 64,
     verbose: bool = True,
     strict: bool = False,
+    strategy: Any = None,
 ) -> Result:
     """Makes a model forget one or more classes, or given examples, by pruning what serves them.
 
@@ -340,6 +341,10 @@ def prune_for_class(
             work) for a layer with trainable weights keras_forget cannot prune.
             By default such layers are left whole: one warning names them and
             ``report.left_whole`` lists them.
+        strategy: a ``tf.distribute.Strategy`` to score under: each batch is
+            split between its replicas and the sums added
+            (:mod:`keras_forget.distribute`). By default, an enclosing
+            ``strategy.scope()``'s, else none.
 
     Returns:
         A :class:`~keras_forget.results.Result`.
@@ -351,6 +356,7 @@ def prune_for_class(
         NonFiniteError: NaN or infinite weights or scores.
         TypeError: ``model`` is not a Keras model.
     """
+    distribute.check(strategy)
     left = _common(model, granularity, batch_size, verbose, fine_tune, strict)
     score = _method(method, "forget", granularity)
     amount = amount_search.check(amount, granularity)
@@ -417,17 +423,18 @@ def prune_for_class(
         batch_size=batch_size,
         verbose=verbose,
     )
-    result = pipeline.run(
-        model,
-        job,
-        scored,
-        check=check,
-        eval_split=split,
-        train=train,
-        search=search,
-        forget=forgotten,
-        search_split=search_split,
-    )
+    with distribute.scoring_under(strategy):
+        result = pipeline.run(
+            model,
+            job,
+            scored,
+            check=check,
+            eval_split=split,
+            train=train,
+            search=search,
+            forget=forgotten,
+            search_split=search_split,
+        )
     return _reporting(result, left_names)
 
 
@@ -451,6 +458,7 @@ def prune(
     batch_size: int = 64,
     verbose: bool = True,
     strict: bool = False,
+    strategy: Any = None,
 ) -> Result:
     """Compresses a model by pruning the least salient weights (or units).
 
@@ -503,6 +511,10 @@ def prune(
             work) for a layer with trainable weights keras_forget cannot prune.
             By default such layers are left whole: one warning names them and
             ``report.left_whole`` lists them.
+        strategy: a ``tf.distribute.Strategy`` to score under: each batch is
+            split between its replicas and the sums added
+            (:mod:`keras_forget.distribute`). By default, an enclosing
+            ``strategy.scope()``'s, else none.
 
     Returns:
         A :class:`~keras_forget.results.Result` (with ``history`` when gradual).
@@ -513,6 +525,7 @@ def prune(
         NotPrunableError: a model with nothing prunable.
         TypeError: ``model`` is not a Keras model.
     """
+    distribute.check(strategy)
     left = _common(model, granularity, batch_size, verbose, fine_tune, strict)
     score = _compress_method(method, granularity)
     if granularity == "unit":
@@ -550,23 +563,24 @@ def prune(
     if schedule is not None:
         schedule = gradual.check(schedule, sparsity, fine_tune, train)
         left_names = _warn_left_whole(left)
-        result = gradual.prune_gradually(
-            model,
-            data,
-            score=score,
-            objective=objective,
-            sparsity=sparsity,
-            scope=scope,
-            schedule=schedule,
-            normalize=normalize,
-            min_density=min_density,
-            tune=fine_tune,
-            train=train,
-            check=check,
-            eval_split=split,
-            batch_size=batch_size,
-            verbose=verbose,
-        )
+        with distribute.scoring_under(strategy):
+            result = gradual.prune_gradually(
+                model,
+                data,
+                score=score,
+                objective=objective,
+                sparsity=sparsity,
+                scope=scope,
+                schedule=schedule,
+                normalize=normalize,
+                min_density=min_density,
+                tune=fine_tune,
+                train=train,
+                check=check,
+                eval_split=split,
+                batch_size=batch_size,
+                verbose=verbose,
+            )
         return _reporting(result, left_names)
     left_names = _warn_left_whole(left)
     job = pipeline.Job(
@@ -586,7 +600,8 @@ def prune(
         normalize=normalize,
         min_density=min_density,
     )
-    result = pipeline.run(model, job, data, check=check, eval_split=split, train=train)
+    with distribute.scoring_under(strategy):
+        result = pipeline.run(model, job, data, check=check, eval_split=split, train=train)
     return _reporting(result, left_names)
 
 

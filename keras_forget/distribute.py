@@ -2,12 +2,12 @@
 
 Every data score is a sum over examples, so a batch can be split between
 replicas and the per-replica sums added (``ReduceOp.SUM``); the example count
-is kept by the caller, who knows the whole batch. A strategy is passed
-explicitly or taken from an enclosing ``strategy.scope()``:
+is kept by the caller, who knows the whole batch. A strategy is passed as
+``strategy=`` (it then serves the scoring only) or taken from an enclosing
+``strategy.scope()``::
 
     strategy = tf.distribute.MirroredStrategy()       # the GPUs of this machine
-    with strategy.scope():
-        result = kf.prune_for_class(model, data, target_class=3)
+    result = kf.prune_for_class(model, data, target_class=3, strategy=strategy)
 
 Across machines, ``tf.distribute.MultiWorkerMirroredStrategy`` reads the
 cluster from the ``TF_CONFIG`` environment variable, and every worker runs the
@@ -23,7 +23,9 @@ the current device instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,25 +33,41 @@ import tensorflow as tf
 
 from keras_forget.errors import InvalidArgumentError
 
+#: The strategy a call passed as ``strategy=``, while it runs.
+_PASSED: contextvars.ContextVar[tf.distribute.Strategy | None] = contextvars.ContextVar(
+    "keras_forget_strategy", default=None
+)
 
-def current(strategy: Any = None) -> tf.distribute.Strategy | None:
-    """The strategy to score under: ``strategy``, else an enclosing scope's, else None.
 
-    Args:
-        strategy: a ``tf.distribute.Strategy`` or None.
-
-    Returns:
-        The strategy, or None for the default (single-device) one.
+def check(strategy: Any) -> tf.distribute.Strategy | None:
+    """Validates a ``strategy=`` argument.
 
     Raises:
-        InvalidArgumentError: ``strategy`` is not a ``tf.distribute.Strategy``.
+        InvalidArgumentError: ``strategy`` is neither None nor a ``tf.distribute.Strategy``.
     """
-    if strategy is not None:
-        if not isinstance(strategy, tf.distribute.Strategy):
-            raise InvalidArgumentError(
-                f"`strategy` must be a tf.distribute.Strategy, got {type(strategy).__name__}."
-            )
-        return strategy
+    if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+        raise InvalidArgumentError(
+            f"`strategy` must be a tf.distribute.Strategy, got {type(strategy).__name__}."
+        )
+    return strategy
+
+
+@contextlib.contextmanager
+def scoring_under(strategy: tf.distribute.Strategy | None) -> Iterator[None]:
+    """Scores run under ``strategy`` inside the block (nothing else does); None: unchanged."""
+    token = _PASSED.set(strategy) if strategy is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _PASSED.reset(token)
+
+
+def current() -> tf.distribute.Strategy | None:
+    """The strategy to score under: a passed one, else an enclosing scope's, else None."""
+    passed = _PASSED.get()
+    if passed is not None:
+        return passed
     return tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
 
 

@@ -7,9 +7,12 @@ import subprocess
 import sys
 import textwrap
 
+import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_forget as kf
 from keras_forget import distribute
 from keras_forget.errors import InvalidArgumentError
 
@@ -60,9 +63,13 @@ SCRIPT = textwrap.dedent(
         for key, value in single.items():
             worst = max(worst, float(np.abs(both[key] - value).max() / np.abs(value).max()))
     single = kf.prune(model, (x, y), sparsity=0.5, method="fisher", verbose=False)
-    with strategy.scope():
-        both = kf.prune(model, (x, y), sparsity=0.5, method="fisher", verbose=False)
+    both = kf.prune(
+        model, (x, y), sparsity=0.5, method="fisher", verbose=False, strategy=strategy
+    )
     same = all(np.array_equal(single.masks[k], both.masks[k]) for k in single.masks)
+    forgot = kf.prune_for_class(model, (x, y), target_class=1, verbose=False, strategy=strategy)
+    alone = kf.prune_for_class(model, (x, y), target_class=1, verbose=False)
+    same = same and all(np.array_equal(alone.masks[k], forgot.masks[k]) for k in alone.masks)
     print(f"worst {worst:.3e} masks {same}")
     """
 )
@@ -80,14 +87,24 @@ def test_scores_on_two_logical_devices_equal_one_device():
     assert same == "True", line
 
 
-def test_current_takes_the_enclosing_scope_or_the_argument():
+def test_current_takes_a_passed_strategy_then_the_enclosing_scope():
     assert distribute.current() is None
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    strategy, other = tf.distribute.OneDeviceStrategy("/cpu:0"), tf.distribute.get_strategy()
     with strategy.scope():
         assert distribute.current() is strategy
-    assert distribute.current(strategy) is strategy
+    with distribute.scoring_under(strategy):
+        assert distribute.current() is strategy
+    assert distribute.current() is None
+    assert distribute.check(None) is None and distribute.check(other) is other
+
+
+def test_a_bad_strategy_is_refused_before_any_work():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    data = (np.zeros((4, 4), "float32"), np.array([0, 1, 0, 1]))
     with pytest.raises(InvalidArgumentError, match="`strategy`"):
-        distribute.current("mirrored")
+        kf.prune(model, data, strategy="mirrored")
+    with pytest.raises(InvalidArgumentError, match="`strategy`"):
+        kf.prune_for_class(model, data, target_class=0, strategy=2)
 
 
 def test_bounds_cover_every_example_once():
