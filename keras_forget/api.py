@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-
-import numpy as np
 
 from keras_forget import _keras, checks, distribute, gradual, pipeline, scores, selection, training
 from keras_forget.data import Data
@@ -221,23 +218,7 @@ def _forget_examples(
     """
     forget = Data.of(forget, model, name="forget", batch_size=batch_size)
     forget.check_classes(classes)
-    wanted = Counter(forget.hashes())
-    chosen = np.zeros(data.size, bool)
-    for i, digest in enumerate(data.hashes()):
-        if wanted[digest] > 0:
-            wanted[digest] -= 1
-            chosen[i] = True
-    missing = sum(wanted.values())
-    if missing:
-        raise InvalidArgumentError(
-            f"`forget`: {missing} of its {forget.size} examples are not in `data` (matched by "
-            f"content: inputs and label). Forget examples must be training examples in `data`."
-        )
-    if chosen.all():
-        raise InvalidArgumentError(
-            "`forget` is all of `data`: nothing would be retained. To forget everything, "
-            "train a new model."
-        )
+    chosen = data.matching(forget)
     return data.select(chosen), data.select(~chosen)
 
 

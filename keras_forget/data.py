@@ -11,6 +11,7 @@ returns a :class:`Data` that every later stage reads batch by batch.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -410,6 +411,42 @@ class Data:
         for x, y in self.batches(256):
             out.extend(fingerprints.example_hashes(x, y))
         return out
+
+    def matching(self, other: Data, name: str = "forget") -> np.ndarray:
+        """Flags the examples of this data that ``other`` names, one copy per example of it.
+
+        Examples are matched by content (inputs and label, :meth:`hashes`).
+
+        Args:
+            other: the examples to find, each in this data.
+            name: the argument ``other`` was passed as, for messages.
+
+        Returns:
+            A bool array over this data's examples.
+
+        Raises:
+            InvalidArgumentError: an example of ``other`` (or one more copy of it)
+                is not in this data, or ``other`` is all of it.
+        """
+        wanted = Counter(other.hashes())
+        chosen = np.zeros(self.size, bool)
+        for i, digest in enumerate(self.hashes()):
+            if wanted[digest] > 0:
+                wanted[digest] -= 1
+                chosen[i] = True
+        missing = sum(wanted.values())
+        if missing:
+            raise InvalidArgumentError(
+                f"`{name}`: {missing} of its {other.size} examples are not in `data` (matched by "
+                f"content: inputs and label). {name.capitalize()} examples must be training "
+                "examples in `data`."
+            )
+        if chosen.all():
+            raise InvalidArgumentError(
+                f"`{name}` is all of `data`: nothing would be retained. To forget everything, "
+                "train a new model."
+            )
+        return chosen
 
     def to_dataset(self, batch_size: int, *, shuffle_seed: int | None = 0) -> tf.data.Dataset:
         """A batched ``tf.data.Dataset`` of ``(x, integer labels)`` for ``fit``."""

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_forget as kf
 from keras_forget.data import Data
+from keras_forget.errors import InvalidArgumentError
 
 from .conftest import keras3_mlp
 
@@ -112,3 +113,18 @@ def test_a_one_input_model_takes_a_list_as_one_array():
     x, y = _arrays(4)
     data = Data.of((x.tolist(), y.tolist()), keras3_mlp())
     assert data.size == 4 and data.first().shape == (4, 8, 8, 1)
+
+
+def test_matching_flags_one_copy_per_named_example_and_refuses_strangers():
+    x = np.arange(12, dtype="float32").reshape(6, 2)
+    x[3] = x[1]  # examples 1 and 3 are the same
+    y = np.array([0, 1, 0, 1, 0, 1])
+    data = Data.of((x, y))
+    chosen = data.matching(Data.of((x[[1, 4]], y[[1, 4]])))
+    assert chosen.tolist() == [False, True, False, False, True, False]
+    both = data.matching(Data.of((x[[1, 1]], y[[1, 1]])))
+    assert both.tolist() == [False, True, False, True, False, False]
+    with pytest.raises(InvalidArgumentError, match="1 of its 3 examples are not in `data`"):
+        data.matching(Data.of((x[[1, 1, 1]], y[[1, 1, 1]])))
+    with pytest.raises(InvalidArgumentError, match="`forget` is all of `data`"):
+        data.matching(data)

@@ -9,7 +9,6 @@ label). The rest of ``data`` is the retain set.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -90,31 +89,5 @@ def resolve(
         chosen = np.isin(data.labels, targets)
     else:
         targets = ()
-        chosen = _matching(data, Data.of(forget, model, name="forget", batch_size=batch_size))
-        if chosen.all():
-            raise InvalidArgumentError(
-                "`forget` is all of `data`: nothing would be retained. To forget everything, "
-                "train a new model."
-            )
+        chosen = data.matching(Data.of(forget, model, name="forget", batch_size=batch_size))
     return ForgetSet(data, data.select(chosen), data.select(~chosen), targets, classes, from_logits)
-
-
-def _matching(data: Data, forget: Data) -> np.ndarray:
-    """Flags the examples of ``data`` that ``forget`` names, one copy per forget example.
-
-    Raises:
-        InvalidArgumentError: a forget example (or one more copy of it) is not in ``data``.
-    """
-    wanted = Counter(forget.hashes())
-    chosen = np.zeros(data.size, bool)
-    for i, digest in enumerate(data.hashes()):
-        if wanted[digest] > 0:
-            wanted[digest] -= 1
-            chosen[i] = True
-    missing = sum(wanted.values())
-    if missing:
-        raise InvalidArgumentError(
-            f"`forget`: {missing} of its {forget.size} examples are not in `data` (matched by "
-            f"content: inputs and label). Forget examples must be training examples in `data`."
-        )
-    return chosen
