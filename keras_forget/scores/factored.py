@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from keras_forget import _keras, distribute
 from keras_forget.introspect.registry import PrunableWeight
-from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example
+from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example, signature
 
 #: What is summed over examples: ``G²``, ``|G|`` or ``G``.
 STATISTICS = ("square", "abs", "sum")
@@ -256,9 +256,13 @@ def _factored(
             pseudo = tf.cast(pseudo_outputs(final, y), tf.float32)
             pseudo = pseudo[:, None] if pseudo.shape.rank == 1 else pseudo
             totals = tf.reduce_sum(pseudo, axis=0)  # [k], k static
-        grads = tape.jacobian(
-            totals, outs, unconnected_gradients="zero", experimental_use_pfor=True
-        )
+            single = totals[0] if totals.shape[0] == 1 else None
+        if single is not None:  # one pseudo-output: a plain backward pass
+            grads = [g[None] for g in tape.gradient(single, outs, unconnected_gradients="zero")]
+        else:
+            grads = tape.jacobian(
+                totals, outs, unconnected_gradients="zero", experimental_use_pfor=True
+            )
         result = []
         for lin, a, g in zip(linears, ins, grads):
             patches = lin.patches(a)
@@ -307,7 +311,7 @@ def gradient_sums(
         if not linears:
             return totals
         if not traced:
-            traced.append(tf.function(fast, reduce_retracing=True))
+            traced.append(tf.function(fast, input_signature=signature(x, y)))
         strategy = distribute.current()
         if strategy is None:
             sums = traced[0](tf.nest.map_structure(tf.constant, x), tf.constant(y))

@@ -52,7 +52,7 @@ def reduce_per_example(
 
     def run(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         if not compiled:
-            compiled.append(tf.function(chunk, input_signature=_signature(x, y)))
+            compiled.append(tf.function(chunk, input_signature=signature(x, y)))
         strategy = distribute.current()
         replicas = 1 if strategy is None else strategy.num_replicas_in_sync
         size = chunk_size(len(y), params, outputs) * replicas
@@ -72,7 +72,7 @@ def reduce_per_example(
     return run
 
 
-def _signature(x: Any, y: np.ndarray) -> list[Any]:
+def signature(x: Any, y: np.ndarray) -> list[Any]:
     """Input signature with a free batch axis, so one trace serves every batch size."""
 
     def spec(a: Any) -> tf.TensorSpec:
