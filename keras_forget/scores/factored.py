@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from keras_forget import _keras, distribute
 from keras_forget.introspect.registry import PrunableWeight
-from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example, signature
+from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example
 
 #: What is summed over examples: ``G²``, ``|G|`` or ``G``.
 STATISTICS = ("square", "abs", "sum")
@@ -311,7 +311,7 @@ def gradient_sums(
         if not linears:
             return totals
         if not traced:
-            traced.append(tf.function(fast, input_signature=signature(x, y)))
+            traced.append(tf.function(fast))  # one trace per batch shape: pfor needs it static
         strategy = distribute.current()
         if strategy is None:
             sums = traced[0](tf.nest.map_structure(tf.constant, x), tf.constant(y))
