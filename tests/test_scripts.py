@@ -216,3 +216,23 @@ def test_unlearning_suite_writes_tables_and_reports(tmp_path):
     assert ours and all(row["forget_accuracy"] <= 0.1 for row in ours)
     assert (tmp_path / "unlearning_suite_mlp_class.html").is_file()
     assert "targets:" in out
+
+
+@pytest.mark.slow
+def test_scoring_speed_benchmark_writes_its_rows(tmp_path):
+    path = tmp_path / "scoring_speed.json"
+    out = _run("benchmarks/scoring_speed.py", "--archs", "mlp", "--flavors", "keras3",
+               "--devices", "1", "--scores", "fisher", "obd", "--examples", "64",
+               "--exact-examples", "32", "--memory-examples", "100", "--quiet",
+               "--out", str(path))  # fmt: skip
+    result = json.loads(path.read_text())
+    assert not result["failures"] and result["provenance"]["commit"]
+    paths = {(row["score"], row["factored"]) for row in result["rows"]}
+    assert paths == {("fisher", True), ("fisher", False), ("obd", True), ("obd", False)}
+    for row in result["rows"]:
+        assert row["epoch_seconds"] > 0 and row["epochs"] > 0
+    assert [m["examples"] for m in result["memory"]] == [100, 1000]
+    assert all(m["peak_rss_mib"] > 0 for m in result["memory"])
+    (forget,) = result["forget"]
+    assert forget["seconds"] > 0
+    assert "epochs" in out
