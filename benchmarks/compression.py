@@ -479,7 +479,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.cnn_epochs, args.mobilenet_epochs = args.seeds[:1], 3, 1, 1
-        args.ft_epochs, args.sparsities, args.unit_sparsities = 1, [0.5, 0.9], [0.5]
+        args.ft_epochs, args.unit_sparsities = 1, [0.5]
+        if args.sparsities == list(SPARSITIES):  # unless given
+            args.sparsities = [0.5, 0.9]
         args.score_examples = args.cnn_calibration = 64
         args.skip = sorted({*args.skip, "mobilenet", "mlp2"})
     start = time.perf_counter()

@@ -9,7 +9,7 @@ import tf_keras
 
 from keras_forget.introspect.registry import prunable_weights
 from keras_forget.scores import factored
-from keras_forget.scores.gradient import Fisher, FisherOBD, GradXWeight
+from keras_forget.scores.gradient import Fisher, GradXWeight
 from keras_forget.scores.obd import OBD
 from keras_forget.scores.objective import Objective
 
@@ -53,10 +53,9 @@ def batch():
         lambda f: GradXWeight(factored=f),
         lambda f: GradXWeight(signed=True, factored=f),
         lambda f: Fisher(factored=f),
-        lambda f: FisherOBD(factored=f),
         lambda f: OBD(factored=f),
     ],
-    ids=["gradxweight", "gradxweight_signed", "fisher", "fisher_obd", "obd"],
+    ids=["gradxweight", "gradxweight_signed", "fisher", "obd"],
 )
 def test_factored_scores_equal_per_example_gradients(flavor, make, batch):
     km = FLAVORS[flavor]
