@@ -18,6 +18,8 @@ listed as not run, with their size.
 
     python benchmarks/model_zoo.py                          # the whole zoo (hours on 2 cores)
     python benchmarks/model_zoo.py --models MobileNetV2 LSTM --flavors keras3
+    python benchmarks/model_zoo.py --resume     # go on with an interrupted run (rows are
+                                                # written to --out after every model)
 """
 
 from __future__ import annotations
@@ -285,6 +287,21 @@ def score(rows: list[dict], verbs: tuple[str, ...]) -> str:
     return ", ".join(parts) + f"; raw errors {raw}; crashed {crashed}; not run (size) {skipped}"
 
 
+def _previous(path: str) -> list[dict]:
+    """Rows an earlier (possibly interrupted) run wrote to ``path``; none if it is absent."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)["rows"]
+
+
+def _write(path: str, origin: dict, settings: dict, rows: list[dict], **extra) -> None:
+    """Writes the rows so far, atomically, so an interrupted run keeps what it measured."""
+    from keras_forget.files import write_json
+
+    write_json(path, {"provenance": origin, "settings": settings, "rows": rows, **extra})
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="*", help="default: every application and custom model")
@@ -297,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-params", type=float, default=30e6)
     p.add_argument("--timeout", type=int, default=1800, help="seconds per model")
     p.add_argument("--out", default=os.path.join(HERE, "results", "model_zoo.json"))
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows already in --out and run only the missing ones",
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.verbs = tuple(args.verbs)
@@ -305,21 +327,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from provenance import provenance
 
-    from keras_forget.files import write_json
-
     origin = provenance()
-    rows = []
+    settings = vars(args) | {"verbs": list(args.verbs)}
+    rows = _previous(args.out) if args.resume else []
+    done = {(r["model"], r["flavor"]) for r in rows}
     for flavor in args.flavors:
         extra = TF_KERAS_ONLY if flavor == "tf_keras" else ()
         for name in args.models or [*APPLICATIONS, *extra, *CUSTOM]:
-            rows.append(_child(name, flavor, args))
+            if (name, flavor) in done:
+                continue
+            rows.append(_child(name, flavor, args) | {"commit": origin.get("commit")})
             print(table(rows[-1:], args.verbs).splitlines()[-1], flush=True)
+            _write(args.out, origin, settings, rows, complete=False)
     print()
     print(table(rows, args.verbs))
     line = score(rows, args.verbs)
     print(line)
-    settings = vars(args) | {"verbs": list(args.verbs)}
-    write_json(args.out, {"provenance": origin, "settings": settings, "rows": rows, "score": line})
+    _write(args.out, origin, settings, rows, complete=True, score=line)
     return 0
 
 
