@@ -1,24 +1,29 @@
-"""Forgetting each digit in a conditional GAN, rated by a judge classifier.
+"""Forgetting each digit in a conditional GAN with ``amount="auto"``, rated by a judge.
 
-Reuses (or trains) the GAN and judge of ``examples/cgan_digits.py``. For every
-target digit, prunes the generator with ``kf.prune_for_class`` and has the judge
-rate ``--per-class`` fresh draws of every label, before and after:
+Follows the protocol of benchmarks/README.md, with noise seeds as the splits: for each GAN
+seed (``--gan-seeds``; the GAN and its judge of ``examples/cgan_digits.py`` trained with that
+seed) and every target digit,
 
-* ``centered`` (the default output of ``kf.ConditionalGenerator``) at ``--amount``,
-  and the seed's literal scalar (the image ``sum``) at the same amount;
-* the *prior*: what the judge calls label ``t`` once the generator's embedding row
-  of ``t`` is zeroed, i.e. what the generator draws when told nothing. A target
-  whose prior the judge still reads as itself cannot be forgotten by removing
-  what is specific to it;
-* a sweep of ``centered`` over ``--sweep`` amounts (``needs``: the smallest amount
-  tried at which the digit meets the target, as rated by the judge).
+* ``auto``: ``kf.prune_for_class(generator, data, t, **gen.prune_kwargs())``, whose
+  ``amount="auto"`` decides on fresh draws of noise seed 2 (validation) rated by the
+  generator's own label templates (``ConditionalGenerator.template_rates``);
+* ``fixed``: the ``centered`` output at ``--amount`` (the former hand-picked amount) and the
+  seed's literal scalar (the image ``sum``) at the same amount;
+* ``prior``: what the judge reads in label ``t``'s draws once the generator's embedding row of
+  ``t`` is zeroed — what it draws when told nothing about the label.
 
-Target: the forgotten digit's generation accuracy <= 5 % and every other digit
-within 3 points of before. Scoring time is given as a ratio of one GAN training
-epoch measured in the same run.
+Every rate reported is the judge's, on draws of noise seed 1 (test), which no search saw.
+Two criteria: **strict** — the target judged as itself in ≤ 5 % of its draws and every other
+label within 3 points of before; **label-free** — the target judged as itself no more often
+than its label-free draws are (≤ max(5 %, prior)), others within 3 points.
 
-    python benchmarks/cgan_forget.py [--amount 0.002] [--targets 0 1 ...] [--sweep 0.001 0.005]
-                                     [--epochs 300] [--checkpoints DIR]
+``--choose`` instead runs the validation that chose the template test: for each GAN seed and
+digit, the first grid amount at which the label templates alone, or the label templates plus
+their mean, say the target is forgotten, and the judge's rates at that amount on the same
+validation draws (noise seed 2). Scoring time is a ratio of one GAN training epoch.
+
+    python benchmarks/cgan_forget.py [--gan-seeds 0 1 2] [--targets 0 1 ...] [--amount 0.002]
+    python benchmarks/cgan_forget.py --choose --out benchmarks/results/cgan_forget_choose.json
 
 Prints tables and writes benchmarks/results/cgan_forget.json.
 """
@@ -34,10 +39,18 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from protocol import fmt, spread
+from provenance import provenance
 
 import keras_forget as kf
 from keras_forget.files import write_json
-from keras_forget.generative import ConditionalGenerator, GenerationRates, rate_generator
+from keras_forget.generative import (
+    SEARCH_SEED,
+    ConditionalGenerator,
+    GenerationRates,
+    rate_generator,
+)
+from keras_forget.selection.amount import GRID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
@@ -45,7 +58,9 @@ import cgan_digits as example  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "cgan_forget.json")
 FORGET_MAX, RETAIN_DROP = 0.05, 0.03
-EVAL_SEED = 1  # noise of the judged draws; the conditioning data uses seed 0
+EVAL_SEED = 1  # noise of the judged (test) draws; conditioning uses 0, the search SEARCH_SEED
+#: The largest amount ``--choose`` walks to.
+CHOOSE_MAX = 0.03
 
 
 def epoch_seconds(data: Any, config: example.GanConfig) -> float:
@@ -55,7 +70,7 @@ def epoch_seconds(data: Any, config: example.GanConfig) -> float:
     return seconds
 
 
-def forget(gen: ConditionalGenerator, target: int, amount: float) -> kf.Result:
+def forget(gen: ConditionalGenerator, target: int, amount: float | str) -> kf.Result:
     """``kf.prune_for_class`` on the generator, conditioning data with noise seed 0."""
     data = gen.conditioning_data(per_class=100, seed=0)
     return kf.prune_for_class(
@@ -70,22 +85,25 @@ def judged(
     model: Any,
     before: GenerationRates,
     per_class: int,
+    prior: float,
+    seed: int = EVAL_SEED,
 ) -> dict[str, Any]:
-    """Target accuracy, worst drop of the others, and whether both meet the target."""
-    after = rate_generator(gen, judge, per_class=per_class, seed=EVAL_SEED, model=model)
+    """Target accuracy, worst drop of the others, and both criteria."""
+    after = rate_generator(gen, judge, per_class=per_class, seed=seed, model=model)
     others = [c for c in before.accuracy if c != target]
     drop = max(before.accuracy[c] - after.accuracy[c] for c in others)
+    kept = drop <= RETAIN_DROP
     return {
         "target_after": after.accuracy[target],
-        "target_confidence_after": after.confidence[target],
         "others_after": float(np.mean([after.accuracy[c] for c in others])),
         "worst_other_drop": float(drop),
-        "passed": bool(after.accuracy[target] <= FORGET_MAX and drop <= RETAIN_DROP),
+        "strict": bool(after.accuracy[target] <= FORGET_MAX and kept),
+        "label_free": bool(after.accuracy[target] <= max(FORGET_MAX, prior) and kept),
         "after": after.to_dict(),
     }
 
 
-def prior(gen: ConditionalGenerator, judge: Any, target: int, per_class: int) -> float:
+def label_free(gen: ConditionalGenerator, judge: Any, target: int, per_class: int, seed: int):
     """Judge accuracy of label ``target`` drawn with its embedding row zeroed."""
     model = keras.models.clone_model(gen.model)
     model.set_weights(gen.model.get_weights())
@@ -93,91 +111,131 @@ def prior(gen: ConditionalGenerator, judge: Any, target: int, per_class: int) ->
     rows = embedding.numpy()
     rows[target] = 0.0
     embedding.assign(rows)
-    rates = rate_generator(gen, judge, per_class=per_class, seed=EVAL_SEED, model=model)
+    rates = rate_generator(gen, judge, per_class=per_class, seed=seed, model=model)
     return rates.accuracy[target]
 
 
-def run_target(
-    gens: dict[str, ConditionalGenerator],
-    judge: Any,
-    target: int,
-    before: GenerationRates,
-    args: argparse.Namespace,
-    epoch: float,
-) -> dict[str, Any]:
-    """One row: both outputs at ``args.amount``, the prior, and the sweep."""
-    row: dict[str, Any] = {
-        "target": target,
-        "amount": args.amount,
-        "target_before": before.accuracy[target],
+def run_target(gens, judge, target, before, args, epoch) -> dict[str, Any]:
+    """One row: ``auto``, both outputs at ``args.amount``, and the label-free prior."""
+    prior = label_free(gens["centered"], judge, target, args.per_class, EVAL_SEED)
+    row: dict[str, Any] = {"target": target, "target_before": before.accuracy[target]}
+    row["prior"] = prior
+    result = forget(gens["centered"], target, "auto")
+    row["auto"] = judged(
+        gens["centered"], judge, target, result.model, before, args.per_class, prior
+    )
+    row["auto"] |= {
+        "amount": result.report.amount,
+        "reached": result.report.auto_reached,
+        "decided_on": result.report.search_split,
+        "seconds_vs_epoch": result.report.seconds["scoring"] / epoch,
     }
     for name, gen in gens.items():
         result = forget(gen, target, args.amount)
-        row[name] = judged(gen, judge, target, result.model, before, args.per_class)
-        row[name]["scoring_seconds"] = result.report.seconds["scoring"]
-        row[name]["scoring_vs_epoch"] = result.report.seconds["scoring"] / epoch
-    row["prior"] = prior(gens["centered"], judge, target, args.per_class)
-    row["sweep"] = {}
-    for amount in args.sweep:
-        result = forget(gens["centered"], target, amount)
-        row["sweep"][str(amount)] = judged(
-            gens["centered"], judge, target, result.model, before, args.per_class
-        )
+        row[name] = judged(gen, judge, target, result.model, before, args.per_class, prior)
     return row
 
 
-def main_table(rows: list[dict], before: GenerationRates) -> str:
-    """Per digit: ``centered`` at the main amount, ``sum`` at the same amount, the prior."""
+# --------------------------------------------------------------------------- --choose
+def labels_only_rate(gen: ConditionalGenerator, model: Any, target: int, per_class: int) -> float:
+    """Share of ``target``'s draws nearest its own template among the label templates alone."""
+    means = gen.label_means()
+    drawn = np.full(per_class, target)
+    images = gen.generate(drawn, seed=SEARCH_SEED, model=model).reshape(per_class, -1)
+    nearest = ((images[:, None, :] - means[None]) ** 2).sum(-1).argmin(-1)
+    return float(np.mean(nearest == target))
+
+
+def choose_target(gen, judge, target, before, args) -> dict[str, Any]:
+    """The first grid amount each template test passes, judged on the validation draws."""
+    prior = label_free(gen, judge, target, args.per_class, SEARCH_SEED)
+    tests = {
+        "labels_only": lambda m: labels_only_rate(gen, m, target, 100),
+        "labels_and_mean": lambda m: gen.template_rates([target], model=m)[target],
+    }
+    found: dict[str, Any] = {}
+    for amount in [a for a in GRID if a <= CHOOSE_MAX]:
+        model = forget(gen, target, amount).model
+        for name, rate in tests.items():
+            if name not in found and rate(model) <= FORGET_MAX:
+                found[name] = {"amount": amount} | judged(
+                    gen, judge, target, model, before, args.per_class, prior, SEARCH_SEED
+                )
+        if len(found) == len(tests):
+            break
+    return {"target": target, "prior": prior, **{k: found.get(k) for k in tests}}
+
+
+# --------------------------------------------------------------------------- tables
+def main_table(rows: list[dict]) -> str:
+    """Per digit, mean [min, max] over GAN seeds."""
     head = (
-        f"{'digit':>5} {'t before':>9} {'t after':>8} {'others':>14} {'worst Δ':>8} {'ok':>3}"
-        f" │ {'sum: t':>7} {'worst Δ':>8} │ {'prior':>6} {'needs':>7}"
-        f" │ {'scoring':>8} {'/epoch':>7}"
+        f"{'digit':>5} {'n':>2} {'auto amount':<26} {'t before':<20} {'t after (auto)':<20} "
+        f"{'worst Δ other':<23} {'strict':>6} {'label-free':>10} {'prior':<20} "
+        f"{'t after fixed':<20} {'t after sum':<20}"
     )
     lines = [head]
-    for r in rows:
-        c, s, t = r["centered"], r["sum"], r["target"]
-        others_before = np.mean([v for k, v in before.accuracy.items() if k != t])
+    for t in sorted({r["target"] for r in rows}):
+        mine = [r for r in rows if r["target"] == t]
+        auto = [r["auto"] for r in mine]
         lines.append(
-            f"{t:>5} {r['target_before']:>9.3f} {c['target_after']:>8.3f} "
-            f"{others_before:>6.3f}→{c['others_after']:<7.3f} {-c['worst_other_drop']:>+8.3f} "
-            f"{'yes' if c['passed'] else 'NO':>3} │ {s['target_after']:>7.3f} "
-            f"{-s['worst_other_drop']:>+8.3f} │ {r['prior']:>6.3f} {_needs(r):>7} │ "
-            f"{c['scoring_seconds']:>7.2f}s {c['scoring_vs_epoch']:>7.1f}"
+            f"{t:>5} {len(mine):>2} {fmt(spread(a['amount'] for a in auto), 4):<26} "
+            f"{fmt(spread(r['target_before'] for r in mine)):<20} "
+            f"{fmt(spread(a['target_after'] for a in auto)):<20} "
+            f"{fmt(spread(-a['worst_other_drop'] for a in auto)):<23} "
+            f"{sum(a['strict'] for a in auto):>4}/{len(auto)} "
+            f"{sum(a['label_free'] for a in auto):>8}/{len(auto)} "
+            f"{fmt(spread(r['prior'] for r in mine)):<20} "
+            f"{fmt(spread(r['centered']['target_after'] for r in mine)):<20} "
+            f"{fmt(spread(r['sum']['target_after'] for r in mine)):<20}"
         )
     return "\n".join(lines)
 
 
-def _needs(row: dict) -> str:
-    """The smallest amount tried at which the digit met the target, or "—"."""
-    tried = {float(a): c["passed"] for a, c in row["sweep"].items()}
-    tried[row["amount"]] = row["centered"]["passed"]
-    passing = [a for a, ok in sorted(tried.items()) if ok]
-    return f"{passing[0]:g}" if passing else "—"
-
-
-def sweep_table(rows: list[dict], amounts: list[float], main: float) -> str:
-    """Per amount of ``centered``: digits meeting the target, worst cases."""
-    lines = [f"{'amount':>8} {'passed':>7} {'max t after':>12} {'worst Δ other':>14}"]
-    for amount in sorted({*amounts, main}):
-        cells = [r["centered"] if amount == main else r["sweep"][str(amount)] for r in rows]
+def choose_table(rows: list[dict]) -> str:
+    """Per GAN seed and digit: each template test's amount and the judge's validation rates."""
+    lines = [
+        f"{'seed':>4} {'digit':>5} {'prior':>6} │ {'labels only: amount':>20} {'t':>6} "
+        f"{'worst Δ':>8} │ {'labels+mean: amount':>20} {'t':>6} {'worst Δ':>8}"
+    ]
+    for r in rows:
+        cells = []
+        for name in ("labels_only", "labels_and_mean"):
+            c = r[name]
+            cells.append(
+                f"{'> ' + str(CHOOSE_MAX):>20} {'—':>6} {'—':>8}"
+                if c is None
+                else f"{c['amount']:>20.4f} {c['target_after']:>6.3f} "
+                f"{-c['worst_other_drop']:>+8.3f}"
+            )
         lines.append(
-            f"{amount:>8.4f} {sum(c['passed'] for c in cells):>4}/{len(cells):<2} "
-            f"{max(c['target_after'] for c in cells):>12.3f} "
-            f"{-max(c['worst_other_drop'] for c in cells):>+14.3f}"
+            f"{r['gan_seed']:>4} {r['target']:>5} {r['prior']:>6.3f} │ " + " │ ".join(cells)
         )
+    return "\n".join(lines)
+
+
+def choose_summary(rows: list[dict]) -> str:
+    """Per template test: digits whose stopping amount passes both criteria on validation."""
+    lines = []
+    for name in ("labels_only", "labels_and_mean"):
+        cells = [r[name] for r in rows]
+        strict = sum(bool(c and c["strict"]) for c in cells)
+        free = sum(bool(c and c["label_free"]) for c in cells)
+        lines.append(f"{name:<16} strict {strict}/{len(cells)}, label-free {free}/{len(cells)}")
     return "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--amount", type=float, default=example.AMOUNT)
+    p.add_argument("--gan-seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--targets", nargs="+", type=int, default=list(range(10)))
-    p.add_argument("--sweep", nargs="*", type=float, default=[0.001, 0.003, 0.005, 0.01])
+    p.add_argument("--amount", type=float, default=0.002, help="the fixed-amount rows")
     p.add_argument("--per-class", type=int, default=500, help="judged draws per label")
-    p.add_argument("--checkpoints", default=example.OUT, help="the example's --out")
+    p.add_argument("--checkpoints", default=example.OUT, help="the example's --out (per seed)")
     p.add_argument(
         "--epochs", type=int, default=example.EPOCHS["digits"], help="GAN epochs (the example's)"
     )
+    p.add_argument("--choose", action="store_true", help="the validation run (see above)")
     p.add_argument("--out", default=RESULTS)
     return p
 
@@ -185,29 +243,39 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     args = parser().parse_args(argv)
     tf.get_logger().setLevel("ERROR")
+    origin = provenance()
     data = kf.datasets.load("digits", seed=0)
-    config = example.GanConfig(epochs=args.epochs)
-    generator, judge, meta = example.load_or_train(args.checkpoints, config, data)
-    epoch = epoch_seconds(data, config)
-    gens = {name: ConditionalGenerator(generator, output=name) for name in ("centered", "sum")}
-    before = rate_generator(gens["centered"], judge, per_class=args.per_class, seed=EVAL_SEED)
-    rows = []
-    for target in args.targets:
-        rows.append(run_target(gens, judge, target, before, args, epoch))
-        print(main_table(rows[-1:], before).splitlines()[-1], flush=True)
-    accuracy = meta["judge_test_accuracy"]
-    print(f"\namount {args.amount}; judge accuracy on real test digits {accuracy:.3f}; ", end="")
-    print(f"one GAN training epoch {epoch:.3f}s\n")
-    print(main_table(rows, before), "\n")
-    print(sweep_table(rows, args.sweep, args.amount))
+    rows, gans = [], []
+    for seed in args.gan_seeds:
+        config = example.GanConfig(epochs=args.epochs, seed=seed)
+        out = os.path.join(args.checkpoints, f"seed{seed}")
+        generator, judge, meta = example.load_or_train(out, config, data, verbose=False)
+        epoch = epoch_seconds(data, config)
+        gens = {name: ConditionalGenerator(generator, output=name) for name in ("centered", "sum")}
+        split = SEARCH_SEED if args.choose else EVAL_SEED
+        before = rate_generator(gens["centered"], judge, per_class=args.per_class, seed=split)
+        gans.append(meta | {"epoch_seconds": epoch, "before": before.to_dict()})
+        for target in args.targets:
+            if args.choose:
+                row = choose_target(gens["centered"], judge, target, before, args)
+            else:
+                row = run_target(gens, judge, target, before, args, epoch)
+            rows.append({"gan_seed": seed, **row})
+            print(f"GAN seed {seed}, digit {target} done", flush=True)
+    print()
+    if args.choose:
+        print(f"validation draws (noise seed {SEARCH_SEED}), {args.per_class} per label\n")
+        print(choose_table(rows), "\n")
+        print(choose_summary(rows))
+    else:
+        print(f"test draws (noise seed {EVAL_SEED}), {args.per_class} per label; fixed amount "
+              f"{args.amount}; mean [min, max] over GAN seeds {args.gan_seeds}\n")  # fmt: skip
+        print(main_table(rows))
     result = {
-        "amount": args.amount,
-        "per_class": args.per_class,
-        "gan": meta["config"],
-        "judge_test_accuracy": meta["judge_test_accuracy"],
-        "epoch_seconds": epoch,
+        "provenance": origin,
+        "settings": vars(args),
         "criteria": {"forget_max": FORGET_MAX, "retain_drop_max": RETAIN_DROP},
-        "before": before.to_dict(),
+        "gans": gans,
         "rows": rows,
     }
     write_json(args.out, result)

@@ -39,8 +39,10 @@ from keras_forget.files import write_json
 from keras_forget.generative import ConditionalGenerator, GenerationRates, rate_generator
 from keras_forget.generative_plots import plot_generations
 
-#: Fraction of the generator's prunable weights pruned; see benchmarks/cgan_forget.py.
-AMOUNT = 0.002
+#: How much of the generator to prune: ``"auto"`` stops once fresh draws of the target
+#: no longer look like it (see ``ConditionalGenerator.forgotten`` and
+#: benchmarks/cgan_forget.py), or a fraction of its prunable weights.
+AMOUNT = "auto"
 EPOCHS = {"digits": 300, "mnist": 30}
 OUT = os.path.join("keras_forget_out", "cgan_digits")
 
@@ -212,7 +214,7 @@ def rates_table(before: GenerationRates, after: GenerationRates, target: int) ->
 
 
 def forget(
-    generator: keras.Model, target: int, amount: float, *, verbose: bool = True
+    generator: keras.Model, target: int, amount: float | str, *, verbose: bool = True
 ) -> tuple[ConditionalGenerator, kf.Result]:
     """Prunes the generator's weights most specific to ``target`` (conditioning seed 0)."""
     gen = ConditionalGenerator(generator)
@@ -223,11 +225,18 @@ def forget(
     return gen, result
 
 
+def _amount(text: str) -> float | str:
+    """``"auto"`` or a float, for ``--amount``."""
+    return text if text == "auto" else float(text)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="digits", choices=("digits", "mnist"))
     p.add_argument("--target", type=int, default=3, help="the label to forget")
-    p.add_argument("--amount", type=float, default=AMOUNT, help="fraction of weights to prune")
+    p.add_argument(
+        "--amount", type=_amount, default=AMOUNT, help="'auto' or a fraction of weights to prune"
+    )
     p.add_argument("--epochs", type=int, default=None, help="GAN epochs (default per dataset)")
     p.add_argument("--per-class", type=int, default=500, help="draws per label the judge rates")
     p.add_argument("--seed", type=int, default=0)
@@ -269,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     exported = export(gen, result, os.path.join(args.out, f"export_{args.target}"), verbose)
     summary = {
         "target": args.target,
-        "amount": args.amount,
+        "amount": result.report.amount,
         "judge_test_accuracy": meta["judge_test_accuracy"],
         "before": before.to_dict(),
         "after": after.to_dict(),

@@ -222,6 +222,28 @@ def _forget_examples(
     return data.select(chosen), data.select(~chosen)
 
 
+def _check_forgotten(forgotten: Any, output_fn: Any, amount: Any) -> None:
+    """``forgotten`` goes with ``output_fn``, and ``amount="auto"`` with ``output_fn`` needs it.
+
+    Raises:
+        InvalidArgumentError: otherwise.
+    """
+    if forgotten is not None and not callable(forgotten):
+        raise InvalidArgumentError(
+            f"`forgotten` must be a callable (model, targets) -> bool, got {type(forgotten)!r}."
+        )
+    if forgotten is not None and output_fn is None:
+        raise InvalidArgumentError(
+            "`forgotten` tests a model that is not a classifier; give it with `output_fn`. "
+            "A classifier's amount='auto' is judged by accuracy (`forget_accuracy`)."
+        )
+    if output_fn is not None and amount == "auto" and forgotten is None:
+        raise InvalidArgumentError(
+            "amount='auto' with `output_fn` needs `forgotten` (model, targets) -> bool to "
+            "stop on (ConditionalGenerator.prune_kwargs() gives one), or a fractional `amount`."
+        )
+
+
 def _search(
     data: Data, targets: tuple[int, ...], unseen: Data | None, subset: bool
 ) -> tuple[Data, Data, str]:
@@ -266,6 +288,7 @@ def prune_for_class(
     eval_data: Any = None,
     output_fn: Callable[[Any, Any, Any], Any] | None = None,
     num_classes: int | None = None,
+    forgotten: Callable[[Any, tuple[int, ...]], bool] | None = None,
     steps: int | None = None,
     batch_size: int = 64,
     verbose: bool = True,
@@ -299,7 +322,8 @@ def prune_for_class(
             which the model forgets, judged on examples that were not scored:
             accuracy on the targets' examples in :data:`SEARCH_HOLDOUT` of
             ``data`` (held out of scoring) is at most ``forget_accuracy``
-            (``report.search_split`` says which examples).
+            (``report.search_split`` says which examples); with ``output_fn``,
+            the first amount that passes ``forgotten``.
         scope: ``"global"`` (rank everything together) or ``"layer"``; None
             (default) is ``"global"`` (see :data:`DEFAULT_SCOPE`).
         granularity: ``"weight"`` (default) or ``"unit"``.
@@ -315,6 +339,12 @@ def prune_for_class(
             output whose sensitivity is scored. Needs ``num_classes``; the
             report then has no accuracies.
         num_classes: number of labels, required with ``output_fn``.
+        forgotten: with ``output_fn``, ``(model, targets) -> bool``: whether a
+            pruned copy no longer produces the targets; ``amount="auto"``
+            stops at the first grid amount that passes it (required for
+            ``"auto"`` with ``output_fn``).
+            :meth:`keras_forget.generative.ConditionalGenerator.prune_kwargs`
+            gives one that judges fresh draws.
         steps: for a dataset, the most batches to read (required if it repeats).
         batch_size: scoring batch size.
         verbose: show progress.
@@ -360,11 +390,12 @@ def prune_for_class(
         )
     floor = selection.check_floor(selection.FLOOR if floor is None else floor)
     forget_accuracy = _fraction(forget_accuracy, "forget_accuracy", 0.0, 1.0)
+    _check_forgotten(forgotten, output_fn, amount)
     if output_fn is not None:
-        if granularity == "unit" or amount == "auto" or fine_tune or eval_data is not None:
+        if granularity == "unit" or fine_tune or eval_data is not None:
             raise InvalidArgumentError(
-                "With `output_fn` give a fractional `amount` and no `granularity='unit'`, "
-                "`fine_tune` or `eval_data`: they need a classifier's accuracy."
+                "With `output_fn` give no `granularity='unit'`, `fine_tune` or `eval_data`: "
+                "they need a classifier's accuracy."
             )
         classes = checks.num_classes(num_classes)
         data = Data.of(data, model, num_classes=classes, steps=steps, batch_size=batch_size)
@@ -374,17 +405,19 @@ def prune_for_class(
         classes, from_logits = checks.outputs(model, data.first(32))
         data.check_classes(classes)
         objective = Objective(from_logits=from_logits)
-    forgotten = None
+    examples = None
     if subset:
         targets = ()
-        forgotten, data = _forget_examples(data, forget, model, classes, batch_size)
+        examples, data = _forget_examples(data, forget, model, classes, batch_size)
     else:
         targets = checks.target_classes(target_class, classes, data)
     check, split, train = _eval_and_train(
         model, data, eval_data, fine_tune, classes, targets, steps, batch_size
     )
     scored, search, search_split = data, None, None
-    if amount == "auto":
+    if amount == "auto" and forgotten is not None:
+        search_split = getattr(forgotten, "split", "the caller's `forgotten` test")
+    elif amount == "auto":
         unseen = check if eval_data is not None else None
         scored, search, search_split = _search(data, targets, unseen, subset)
     left_names = _warn_left_whole(left)
@@ -403,6 +436,7 @@ def prune_for_class(
         tune=fine_tune,
         batch_size=batch_size,
         verbose=verbose,
+        forgotten=forgotten,
     )
     with distribute.scoring_under(strategy):
         result = pipeline.run(
@@ -413,7 +447,7 @@ def prune_for_class(
             eval_split=split,
             train=train,
             search=search,
-            forget=forgotten,
+            forget=examples,
             search_split=search_split,
         )
     return _reporting(result, left_names)

@@ -32,8 +32,15 @@ from keras_forget.scores.objective import outputs_are_probabilities
 
 #: Per-example scalars :class:`ConditionalGenerator` can score.
 OUTPUTS = ("centered", "sum")
-#: Draws per label behind the templates of ``output="centered"``.
+#: Draws per label behind the generator's own label templates (its mean images).
 TEMPLATE_DRAWS = 100
+#: Fresh draws per label that ``amount="auto"`` judges a pruned generator on.
+SEARCH_DRAWS = 100
+#: Noise seed of those draws: not the conditioning data's (0) nor the seed
+#: ``benchmarks/cgan_forget.py`` reports on (1).
+SEARCH_SEED = 2
+#: The largest share of a forgotten label's draws still drawn as that label.
+FORGET_GOAL = 0.05
 
 
 class ConditionalGenerator:
@@ -97,7 +104,9 @@ class ConditionalGenerator:
         if output not in OUTPUTS:
             raise InvalidArgumentError(f"`output` must be one of {OUTPUTS}, got {output!r}.")
         self.output = output
-        self._templates = self._centered_templates(seed) if output == "centered" else None
+        self._seed = seed
+        self._means: np.ndarray | None = None
+        self._templates = self._centered_templates() if output == "centered" else None
 
     def check_labels(self, labels: Any) -> np.ndarray:
         """Returns ``labels`` as a 1-D int64 array, or raises if one is out of range."""
@@ -188,15 +197,141 @@ class ConditionalGenerator:
         labels = tf.reshape(tf.cast(x[self.label_index], tf.int32), [-1])
         return tf.reduce_sum(flat * tf.gather(self._templates, labels), axis=-1)
 
-    def _centered_templates(self, seed: int) -> tf.Tensor:
-        """``m_k − mean_j m_j`` per label, flattened: ``[num_classes, pixels]``."""
-        means = self.samples(TEMPLATE_DRAWS, seed=seed).mean(axis=1)
-        flat = means.reshape(self.num_classes, -1).astype(np.float64)
-        return tf.constant(flat - flat.mean(axis=0, keepdims=True), tf.float32)
+    def label_means(self) -> np.ndarray:
+        """The original generator's mean image per label, flattened: ``[num_classes, pixels]``.
 
-    def prune_kwargs(self) -> dict[str, Any]:
-        """``{"output_fn": …, "num_classes": …}`` for :func:`keras_forget.prune_for_class`."""
-        return {"output_fn": self.output_fn, "num_classes": self.num_classes}
+        Drawn once (``TEMPLATE_DRAWS`` per label, the constructor's ``seed``)
+        from ``self.model`` as it was then; a pruned copy is compared to these.
+        """
+        if self._means is None:
+            means = self.samples(TEMPLATE_DRAWS, seed=self._seed).mean(axis=1)
+            self._means = means.reshape(self.num_classes, -1).astype(np.float64)
+        return self._means
+
+    def _centered_templates(self) -> tf.Tensor:
+        """``m_k − mean_j m_j`` per label, flattened: ``[num_classes, pixels]``."""
+        means = self.label_means()
+        return tf.constant(means - means.mean(axis=0, keepdims=True), tf.float32)
+
+    def template_rates(
+        self,
+        labels: Sequence[int] | None = None,
+        *,
+        per_class: int = SEARCH_DRAWS,
+        seed: int = SEARCH_SEED,
+        model: Any = None,
+    ) -> dict[int, float]:
+        """How often draws of each label are still drawn as it, judged by templates.
+
+        A draw counts as its label when, among the original generator's mean
+        image of every label (:meth:`label_means`) and the mean of those (what
+        it draws on average, whatever the label), the nearest is its label's.
+        Forgetting a label then means its draws carry nothing that sets that
+        label apart from the average draw — which also holds for a label whose
+        own mean image is close to the average one (an 8 on digits), where a
+        classifier of real images reads an average draw as the label.
+
+        Args:
+            labels: labels to rate (default: all).
+            per_class: draws per label.
+            seed: seed of the noise.
+            model: the model to draw with (default: ``self.model``).
+
+        Returns:
+            ``{label: fraction of its draws nearest its own template}``.
+        """
+        labels = self.check_labels(np.arange(self.num_classes) if labels is None else labels)
+        means = self.label_means()
+        templates = np.concatenate([means, means.mean(axis=0, keepdims=True)])
+        drawn = np.repeat(labels, per_class)
+        images = self.generate(drawn, seed=seed, model=model).reshape(len(drawn), -1)
+        distances = ((images[:, None, :] - templates[None]) ** 2).sum(-1)
+        nearest = distances.argmin(-1)
+        return {int(c): float(np.mean(nearest[drawn == c] == c)) for c in labels}
+
+    def forgotten(
+        self,
+        judge: Any = None,
+        *,
+        goal: float = FORGET_GOAL,
+        per_class: int = SEARCH_DRAWS,
+        seed: int = SEARCH_SEED,
+    ) -> DrawnAtMost:
+        """The test ``amount="auto"`` stops on: targets drawn as themselves at most ``goal``.
+
+        Args:
+            judge: optional classifier of real images rating the draws; by
+                default the generator's own templates (:meth:`template_rates`).
+            goal: the largest share of a target's draws still drawn as it.
+            per_class: fresh draws per target.
+            seed: their noise seed (keep it apart from the seeds you report on).
+
+        Returns:
+            A :class:`DrawnAtMost`, ``(model, targets) -> bool``.
+
+        Raises:
+            InvalidArgumentError: ``goal`` outside [0, 1) or ``per_class`` < 1.
+        """
+        if not isinstance(goal, (int, float)) or not 0.0 <= goal < 1.0:
+            raise InvalidArgumentError(f"`goal` must be a fraction in [0, 1), got {goal!r}.")
+        self.labels(per_class)  # checks per_class
+        return DrawnAtMost(self, judge, float(goal), per_class, seed)
+
+    def prune_kwargs(self, judge: Any = None, *, goal: float = FORGET_GOAL) -> dict[str, Any]:
+        """Keyword arguments of :func:`keras_forget.prune_for_class` for this generator.
+
+        ``output_fn`` and ``num_classes``, and ``forgotten`` (:meth:`forgotten`
+        with ``judge`` and ``goal``) for ``amount="auto"``.
+        """
+        return {
+            "output_fn": self.output_fn,
+            "num_classes": self.num_classes,
+            "forgotten": self.forgotten(judge, goal=goal),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class DrawnAtMost:
+    """Whether a pruned generator draws each target as itself at most ``goal`` of the time.
+
+    Called as ``(model, targets) -> bool`` by ``amount="auto"``; ``split``
+    says, for the report, which draws decide.
+
+    Attributes:
+        generator: the :class:`ConditionalGenerator` (its original templates).
+        judge: a classifier of real images, or None for the templates.
+        goal: the largest share of a target's draws still drawn as it.
+        per_class: fresh draws per target.
+        seed: their noise seed.
+    """
+
+    generator: ConditionalGenerator
+    judge: Any
+    goal: float
+    per_class: int
+    seed: int
+
+    @property
+    def split(self) -> str:
+        how = "the judge" if self.judge is not None else "the generator's own label templates"
+        return (
+            f"{self.per_class} fresh draws per target (noise seed {self.seed}), rated by {how}; "
+            f"goal: at most {self.goal:.0%} drawn as the target"
+        )
+
+    def rates(self, model: Any, targets: Sequence[int]) -> dict[int, float]:
+        """``{target: share of its draws drawn as it}`` for ``model``."""
+        if self.judge is None:
+            gen = self.generator
+            return gen.template_rates(
+                targets, per_class=self.per_class, seed=self.seed, model=model
+            )
+        labels = np.repeat(self.generator.check_labels(targets), self.per_class)
+        images = self.generator.generate(labels, seed=self.seed, model=model)
+        return judge_rates(self.judge, images, labels).accuracy
+
+    def __call__(self, model: Any, targets: Sequence[int]) -> bool:
+        return all(rate <= self.goal for rate in self.rates(model, targets).values())
 
 
 def _two_inputs(model: Any) -> list[Any]:

@@ -62,6 +62,8 @@ class Job:
         rounds: compression in rounds, re-scoring the pruned network (weights).
         normalize: None or ``"lamp"``, how compression ranks (weights).
         min_density: fraction of every weight compression keeps (weights).
+        forgotten: for a model that is not a classifier, ``(model, targets) ->
+            bool``: the test ``amount="auto"`` stops on.
     """
 
     granularity: str
@@ -83,6 +85,7 @@ class Job:
     rounds: int = 1
     normalize: str | None = None
     min_density: float = 0.0
+    forgotten: Callable[[Any, tuple[int, ...]], bool] | None = None
 
     @property
     def forgetting(self) -> bool:
@@ -189,8 +192,11 @@ def _goal(job: Job, search: Data, forget: Data | None, scored: Data) -> Callable
     ``scored``: a few held-out examples alone judge too coarsely. Subset forgetting:
     the forget examples are no more recognisable than the unseen examples ``search``:
     :func:`membership_auc` is within
-    what chance explains (:func:`chance_auc`).
+    what chance explains (:func:`chance_auc`). A model that is not a classifier:
+    the caller's ``job.forgotten`` test.
     """
+    if job.forgotten is not None:
+        return lambda m: bool(job.forgotten(m, job.targets))
     if not job.subset:
         sets = [d.arrays(job.targets, limit=MAX_SEARCH_EXAMPLES) for d in (search, scored)]
         return lambda m: all(

@@ -14,6 +14,7 @@ from keras_forget import generative
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.generative import ConditionalGenerator, judge_rates, rate_generator
 from keras_forget.generative_plots import plot_generations
+from keras_forget.selection import amount as amount_search
 
 
 def tiny_generator(noise_dim: int = 8, classes: int = 10, seed: int = 0) -> keras.Model:
@@ -77,6 +78,23 @@ def fixed_image_generator(image: np.ndarray) -> keras.Model:
     return keras.Model([noise, label], keras.layers.Reshape((8, 8, 1))(flat))
 
 
+def mean_image_generator(digits) -> keras.Model:
+    """(noise, label) -> its label's mean digit plus a little noise: each label distinct."""
+    (x, y), _ = digits
+    means = np.stack([x[y == c].mean(0).ravel() for c in range(10)])
+    keras.utils.set_random_seed(0)
+    noise = keras.Input((4,), name="noise")
+    label = keras.Input((1,), dtype="int32", name="label")
+    rows = keras.layers.Embedding(
+        10, 64, embeddings_initializer=keras.initializers.Constant(means), name="embed"
+    )(label)
+    jitter = keras.layers.Dense(
+        64, kernel_initializer=keras.initializers.RandomNormal(stddev=0.05), name="jitter"
+    )(noise)
+    image = keras.layers.Add()([keras.layers.Flatten()(rows), jitter])
+    return keras.Model([noise, label], keras.layers.Reshape((8, 8, 1))(image))
+
+
 def constant_logits_judge(logits: np.ndarray) -> keras.Model:
     """A judge whose logits are ``logits`` whatever the image."""
     return keras.Sequential(
@@ -123,6 +141,65 @@ def test_forgetting_a_label_of_a_tiny_cgan_end_to_end(tiny_cgan, tmp_path):
     assert report.sparsity == pytest.approx(0.01, abs=0.002)
     with pytest.raises(InvalidArgumentError, match="sample"):
         kf.export(result.model, tmp_path / "bad", sample=sample[:1], verbose=False)
+
+
+def test_auto_amount_stops_once_the_target_is_no_longer_drawn(digits):
+    generator = mean_image_generator(digits)
+    gen = ConditionalGenerator(generator)
+    data = gen.conditioning_data(per_class=20, seed=0)
+    before = gen.template_rates(seed=1)
+    assert min(before.values()) >= 0.9  # every label is drawn as itself
+
+    result = kf.prune_for_class(generator, data, 3, verbose=False, **gen.prune_kwargs())
+
+    report = result.report
+    assert report.auto_reached and "noise seed 2" in report.search_split
+    decided = gen.template_rates([3], model=result.model)  # the draws the search judged
+    assert decided[3] <= generative.FORGET_GOAL
+    grid = list(amount_search.GRID)
+    if report.amount != grid[0]:  # the amount one step smaller did not forget
+        smaller = kf.prune_for_class(
+            generator, data, 3, amount=grid[grid.index(report.amount) - 1], verbose=False,
+            **gen.prune_kwargs(),
+        )  # fmt: skip
+        assert gen.template_rates([3], model=smaller.model)[3] > generative.FORGET_GOAL
+    after = gen.template_rates(seed=1, model=result.model)  # fresh draws, never searched on
+    assert after[3] <= before[3] - 0.5
+    others = [c for c in range(10) if c != 3]
+    assert np.mean([after[c] for c in others]) >= np.mean([before[c] for c in others]) - 0.1
+
+
+def test_auto_amount_with_a_judge_stops_on_the_judges_reading(tiny_cgan):
+    gen = ConditionalGenerator(tiny_cgan)
+    data = gen.conditioning_data(per_class=10, seed=0)
+    reads_zero = constant_logits_judge(np.eye(10)[0] * 5.0)
+    done = kf.prune_for_class(
+        tiny_cgan, data, 3, verbose=False, **gen.prune_kwargs(reads_zero)
+    )  # no draw of 3 is read as 3: the smallest amount already passes
+    assert done.report.amount == amount_search.GRID[0] and "the judge" in done.report.search_split
+    reads_three = constant_logits_judge(np.eye(10)[3] * 5.0)
+    with pytest.warns(UserWarning, match="did not reach"):
+        never = kf.prune_for_class(
+            tiny_cgan, data, 3, verbose=False, **gen.prune_kwargs(reads_three, goal=0.5)
+        )
+    assert never.report.auto_reached is False and never.report.amount == amount_search.GRID[-1]
+
+
+def test_auto_amount_for_a_non_classifier_needs_a_forgotten_test(tiny_cgan, monkeypatch):
+    gen = ConditionalGenerator(tiny_cgan)
+    data = gen.conditioning_data(per_class=2, seed=0)
+    monkeypatch.setattr(kf.pipeline, "run", _no_work)
+    with pytest.raises(InvalidArgumentError, match="needs `forgotten`"):
+        kf.prune_for_class(
+            tiny_cgan, data, 3, output_fn=gen.output_fn, num_classes=10, verbose=False
+        )
+    with pytest.raises(InvalidArgumentError, match="`forgotten` must be a callable"):
+        kf.prune_for_class(tiny_cgan, data, 3, verbose=False, **gen.prune_kwargs() | {
+            "forgotten": 0.05})  # fmt: skip
+    with pytest.raises(InvalidArgumentError, match="give it with `output_fn`"):
+        kf.prune_for_class(tiny_cgan, data, 3, forgotten=gen.forgotten(), verbose=False)
+    with pytest.raises(InvalidArgumentError, match="`goal`"):
+        gen.forgotten(goal=1.0)
 
 
 def test_sum_output_scores_the_image_sum(tiny_cgan):

@@ -156,20 +156,17 @@ def test_obd_diagnosis_writes_its_tables(tmp_path):
 @pytest.mark.slow
 def test_cgan_benchmark_writes_its_rows(tmp_path):
     path = tmp_path / "cgan_forget.json"
-    _run(
-        "benchmarks/cgan_forget.py",
-        "--epochs", "2",
-        "--targets", "3",
-        "--sweep", "0.01",
-        "--per-class", "10",
-        "--checkpoints", str(tmp_path),
-        "--out", str(path),
-    )  # fmt: skip
+    common = ["--epochs", "2", "--gan-seeds", "0", "--targets", "3", "--per-class", "10",
+              "--checkpoints", str(tmp_path)]  # fmt: skip
+    out = _run("benchmarks/cgan_forget.py", *common, "--out", str(path))
     result = json.loads(path.read_text())
-    assert result["gan"]["epochs"] == 2
+    assert result["gans"][0]["config"]["epochs"] == 2 and result["provenance"]["commit"]
     (row,) = result["rows"]
-    assert row["target"] == 3 and set(row["sweep"]) == {"0.01"}
-    assert {"centered", "sum", "prior"} <= set(row)
+    assert row["target"] == 3 and {"auto", "centered", "sum", "prior"} <= set(row)
+    assert "noise seed 2" in row["auto"]["decided_on"] and "label-free" in out
+    chosen = tmp_path / "choose.json"
+    out = _run("benchmarks/cgan_forget.py", *common, "--choose", "--out", str(chosen))
+    assert "labels_and_mean" in out and len(json.loads(chosen.read_text())["rows"]) == 1
 
 
 @pytest.mark.slow
