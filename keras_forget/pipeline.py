@@ -254,9 +254,44 @@ def _choose(
         return job.amount, to_weights(chosen), None if graph is None else chosen, None
     forgets = _forgets(model, _goal(job, search, forget, data), variables_of)
     amount, chosen, reached = amount_search.search(
-        masks_for, lambda m: forgets(to_weights(m)), amount_search.grid_for(job.granularity)
+        masks_for,
+        lambda m: forgets(to_weights(m)),
+        amount_search.grid_for(job.granularity),
+        hint=_weight_level_hint(job) if graph is not None else "",
     )
     return amount, to_weights(chosen), None if graph is None else chosen, reached
+
+
+#: Retain accuracy lost to unit-level forgetting above which the report names the weight call.
+RETAIN_LOSS_NOTE = 0.05
+
+
+def _weight_level_hint(job: Job) -> str:
+    """The call that forgets at weight level, for a unit-level job that fell short."""
+    classes = job.targets[0] if len(job.targets) == 1 else list(job.targets)
+    return (
+        "What serves these classes is not held by whole units of this model; weight-level "
+        f"forgetting is: kf.prune_for_class(model, data, {classes}) (granularity='weight', "
+        "the default)."
+    )
+
+
+def _notes(job: Job, reached: bool | None, before: Any, after: Any) -> tuple[str, ...]:
+    """Notes for the report: unit-level forgetting that fell short or harmed the rest."""
+    if job.granularity != "unit" or not job.targets:
+        return ()
+    notes = []
+    if reached is False:
+        notes.append(f"amount='auto' did not reach its goal. {_weight_level_hint(job)}")
+    if before is not None and after is not None and before.retain_accuracy is not None:
+        lost = before.retain_accuracy - after.retain_accuracy
+        if lost > RETAIN_LOSS_NOTE:
+            notes.append(
+                f"retain accuracy fell {lost:.3f} ({before.retain_accuracy:.3f} -> "
+                f"{after.retain_accuracy:.3f}): the units removed also served other classes. "
+                + _weight_level_hint(job)
+            )
+    return tuple(notes)
 
 
 def _edit(
@@ -362,5 +397,7 @@ def run(
         auto_reached=reached,
         search_split=search_split if job.amount == "auto" else None,
         forgotten_examples=forget.size if job.subset else 0,
+        reconstructed=bool(job.shrink and job.reconstruct and data is not None),
+        notes=_notes(job, reached, before, after),
     )
     return Result(edited, dict(masks), report, unit_masks=None if units is None else dict(units))

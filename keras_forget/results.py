@@ -65,6 +65,10 @@ class Report:
             cannot prune, kept as they were (``pruned`` and ``total`` do not
             count them); see
             :func:`keras_forget.introspect.registry.left_whole`.
+        reconstructed: whether the layers reading removed units were refit
+            after shrinking (``kf.prune(..., shrink=True, reconstruct=True)``).
+        notes: what the caller should know about this result (a goal not
+            reached, a better call to make), one sentence each.
     """
 
     method: str
@@ -83,6 +87,8 @@ class Report:
     left_whole: tuple[str, ...] = ()
     search_split: str | None = None
     forgotten_examples: int = 0
+    reconstructed: bool = False
+    notes: tuple[str, ...] = ()
 
     @property
     def sparsity(self) -> float:
@@ -122,11 +128,15 @@ class Report:
         search = f"\namount decided on {self.search_split}" if self.search_split else ""
         table = self.table()
         left = f"\nleft whole (not prunable): {', '.join(self.left_whole)}"
+        refit = "; the layers reading removed units were refit" if self.reconstructed else ""
+        notes = "".join(f"\nnote: {n}" for n in self.notes)
         return (
             f"{what} with {self.method} ({self.scope}): pruned {self.pruned}/{self.total} "
             f"{self.granularity}s ({self.sparsity:.2%}) in {self.seconds.get('total', 0.0):.1f}s"
+            + refit
             + (left if self.left_whole else "")
             + search
+            + notes
             + (f"\naccuracy on {self.eval_split}:\n{table}" if table else "")
         )
 

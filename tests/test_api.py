@@ -194,6 +194,38 @@ def test_unit_forgetting_honours_forget_accuracy(trained_keras3, digits):
     assert loose.report.after.forget_accuracy <= 0.6
 
 
+def test_unit_forgetting_that_cannot_forget_says_so_and_names_the_weight_call(digits):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    biased = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"),
+         keras.layers.Dense(10, kernel_initializer="zeros",
+                            bias_initializer=keras.initializers.Constant(np.eye(10)[3] * 5))]
+    )  # fmt: skip  # the bias alone answers 3: no unit serves class 3
+    train, _ = digits
+    with pytest.warns(UserWarning, match=r"kf.prune_for_class\(model, data, 3\)"):
+        result = kf.prune_for_class(biased, train, 3, granularity="unit", verbose=False)
+    assert result.report.auto_reached is False
+    assert any("granularity='weight'" in note for note in result.report.notes)
+    assert "note: amount='auto' did not reach" in str(result.report)
+
+
+def test_the_report_notes_retain_harm_of_unit_forgetting_only():
+    from keras_forget import pipeline
+    from keras_forget.metrics import Evaluation
+
+    job = pipeline.Job("unit", None, 0.1, "global", (3,), None, 10)
+    before = Evaluation(0.9, {}, forget_accuracy=0.9, retain_accuracy=0.9)
+    hurt = Evaluation(0.5, {}, forget_accuracy=0.0, retain_accuracy=0.5)
+    kept = Evaluation(0.85, {}, forget_accuracy=0.0, retain_accuracy=0.88)
+    (note,) = pipeline._notes(job, True, before, hurt)
+    assert "retain accuracy fell 0.400" in note and "kf.prune_for_class(model, data, 3)" in note
+    assert pipeline._notes(job, True, before, kept) == ()
+    weights = pipeline.Job("weight", None, 0.1, "global", (3,), None, 10)
+    assert pipeline._notes(weights, True, before, hurt) == ()
+
+
 def test_gradual_pruning_keeps_its_history(trained_keras3, digits):
     train, _ = digits
     result = kf.prune(

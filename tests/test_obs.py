@@ -169,6 +169,7 @@ def test_prune_with_obs_beats_magnitude_and_holds_its_masks(flavor, digits, requ
     by_obs = kf.prune(model, data, sparsity=0.8, method="obs", eval_data=test, verbose=False)
     by_size = kf.prune(model, data, sparsity=0.8, method="magnitude", eval_data=test, verbose=False)
     report = by_obs.report
+    assert kf.OBS is OBS and "OBS" in kf.__all__  # method=kf.OBS(damp=...) configures it
     assert report.method == "obs" and report.sparsity == pytest.approx(0.8, abs=1e-3)
     assert report.after.accuracy > by_size.report.after.accuracy + 0.05
     assert_pruned_zero(by_obs.model, by_obs.masks)

@@ -356,6 +356,8 @@ def test_prune_reconstruct_leaves_the_callers_model_unchanged(small_cnn, digits)
     kernels = [m.model.get_layer("logits").kernel.numpy() for m in (refit, plain)]
     assert kernels[0].shape == kernels[1].shape and not np.allclose(*kernels)
     assert refit.report.after.accuracy >= plain.report.after.accuracy - 0.02
+    assert refit.report.reconstructed and not plain.report.reconstructed
+    assert "refit" in str(refit.report) and "refit" not in str(plain.report)
 
 
 def test_bad_reconstruct_values_are_rejected_before_any_work():

@@ -52,6 +52,7 @@ def search(
     masks_for: Callable[[float], Mapping[str, np.ndarray]],
     forgets: Callable[[Mapping[str, np.ndarray]], bool],
     grid: Sequence[float] = GRID,
+    hint: str = "",
 ) -> tuple[float, Mapping[str, np.ndarray], bool]:
     """The smallest grid amount whose masks pass ``forgets``.
 
@@ -61,6 +62,7 @@ def search(
         forgets: ``MaskMap -> bool``, whether the model with these masks has
             forgotten.
         grid: the amounts to try, smallest first.
+        hint: what to do instead, appended to the warning if none passes.
 
     Returns:
         ``(amount, masks, reached)``; the largest grid amount, with a warning
@@ -72,7 +74,8 @@ def search(
         if forgets(masks):
             return amount, masks, True
     warnings.warn(
-        f"amount='auto' did not reach its forget goal even at {grid[-1]:.4g}; using that amount.",
+        f"amount='auto' did not reach its forget goal even at {grid[-1]:.4g}; using that "
+        f"amount.{' ' + hint if hint else ''}",
         stacklevel=3,
     )
     return grid[-1], masks, False
