@@ -82,7 +82,7 @@ def test_factored_path_takes_dense_and_ungrouped_convolutions_only(flavor):
     assert len(left) == 1 and by_layer[left.pop()] == "DepthwiseConv2D"  # depth_multiplier 2
 
 
-def test_shared_and_nested_layers_keep_the_per_example_path(batch):
+def test_shared_layers_keep_the_per_example_path_and_nested_ones_are_reached(batch):
     keras.utils.set_random_seed(0)
     inner = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(3, 3)], name="inner")
     shared = keras.layers.Dense(4, activation="relu")
@@ -93,7 +93,9 @@ def test_shared_and_nested_layers_keep_the_per_example_path(batch):
     model = keras.Model(inp, keras.layers.Dense(3)(h))
     weights = prunable_weights(model)
     taken = {lin.key for lin in factored._factorable(model, weights)}
-    assert all("inner" not in k for k in taken)  # inside a nested model
+    assert all("inner" not in k for k in taken)  # inside a nested model: reached apart
+    (nested,) = factored._nested(model, weights)
+    assert nested.model is inner and len(nested.linears) == 1
     assert not any(shared.name in k for k in taken)
     x, y = batch
     score = Fisher(factored=True)
@@ -103,6 +105,50 @@ def test_shared_and_nested_layers_keep_the_per_example_path(batch):
     slow = _scores_logits(model, Fisher(factored=False), x, y)
     for key in slow:
         np.testing.assert_allclose(fast[key], slow[key], rtol=1e-4, atol=1e-7, err_msg=key)
+
+
+def _with_a_nested_base(km, sequential: bool):
+    """A small "application" base (convolutions, a Dense) nested in the scored model."""
+    layers = km.layers
+    base = km.Sequential(
+        [km.Input((8, 8, 1)), layers.Conv2D(4, 3, activation="relu"),
+         layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+         layers.Flatten(), layers.Dense(6, activation="tanh")],
+        name="base",
+    )  # fmt: skip
+    if sequential:
+        return km.Sequential([km.Input((8, 8, 1)), base, layers.Dense(3, activation="softmax")])
+    inp = km.Input((8, 8, 1))
+    h = layers.Dense(5, activation="relu")(base(inp))
+    return km.Model(inp, layers.Dense(3, activation="softmax")(h))
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "functional"])
+def test_kernels_inside_a_nested_model_are_factored_and_equal(flavor, sequential, batch):
+    km = FLAVORS[flavor]
+    km.utils.set_random_seed(0)
+    model = _with_a_nested_base(km, sequential)
+    weights = prunable_weights(model)
+    (nested,) = factored._nested(model, weights)
+    assert {type(lin.layer).__name__ for lin in nested.linears} == {
+        "Conv2D", "DepthwiseConv2D", "Dense"}  # fmt: skip
+    x, y = batch
+    for make in (lambda f: GradXWeight(factored=f), lambda f: OBD(factored=f)):  # k = 1, k = 3
+        fast, slow = _scores(model, make(True), x, y), _scores(model, make(False), x, y)
+        assert set(fast) == set(slow) == set(weights)
+        for key in slow:
+            scale = np.abs(slow[key]).max()
+            assert scale > 0, key
+            np.testing.assert_allclose(fast[key], slow[key], rtol=0, atol=1e-5 * scale, err_msg=key)
+
+
+def test_a_nested_model_called_twice_keeps_the_per_example_path():
+    keras.utils.set_random_seed(0)
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)], name="inner")
+    inp = keras.Input((4,))
+    model = keras.Model(inp, keras.layers.Dense(2)(inner(inner(inp))))
+    assert factored._nested(model, prunable_weights(model)) == []
 
 
 def _scores_logits(model, score, x, y):

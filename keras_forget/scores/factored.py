@@ -20,9 +20,12 @@ batched matrix product, squared or made absolute, and summed, in chunks that
 bound memory. Either way no per-example backward pass is run; the results are
 exactly those of per-example gradients (:mod:`keras_forget.scores.per_example`).
 
-Kernels of other layers, of layers called more than once or inside nested
-models, grouped or causal convolutions, and non-classifier objectives keep the
-per-example path, in the same call. Under a ``tf.distribute`` strategy each
+The kernels of a Sequential or functional model nested in the scored one and
+called once there (a ``keras.applications`` base inside a Sequential, say) are
+reached too: the gradient at the nested model's output is carried back through
+a second pass over that model alone. Kernels of other layers, of layers called
+more than once, grouped or causal convolutions, and non-classifier objectives
+keep the per-example path, in the same call. Under a ``tf.distribute`` strategy each
 batch is split between the replicas (:mod:`keras_forget.distribute`).
 """
 
@@ -169,14 +172,69 @@ def _factorable(model: Any, weights: Mapping[str, PrunableWeight]) -> list[_Line
     return found
 
 
-def _tap_model(model: Any, linears: list[_Linear]) -> Any | None:
-    """``x -> [inputs of each layer, outputs of each layer, model output]``, or None."""
+@dataclasses.dataclass(frozen=True)
+class _Nested:
+    """A model called once inside the scored one, with the kernels of its layers taken.
+
+    Attributes:
+        model: the nested model.
+        linears: the kernels of its own layers the factored path takes.
+        entry: its input tensor in the outer model's graph.
+        exit: its output tensor there.
+        tap: ``x -> [inputs of each layer, outputs of each layer, its output]``.
+    """
+
+    model: Any
+    linears: list[_Linear]
+    entry: Any
+    exit: Any
+    tap: Any
+
+
+def _graph_nodes(model: Any) -> list[Any]:
+    """Every node of a Sequential or functional model's graph (none for a subclassed one)."""
+    graph = getattr(model, "_functional", None) or model
+    return [node for nodes in getattr(graph, "_nodes_by_depth", {}).values() for node in nodes]
+
+
+def _call_of(model: Any, layer: Any) -> tuple[Any, Any] | None:
+    """``(input, output)`` of ``layer``'s one call in ``model``'s graph, or None."""
+    calls = [
+        node
+        for node in _graph_nodes(model)
+        if (getattr(node, "operation", None) or getattr(node, "layer", None)) is layer
+    ]
+    if len(calls) != 1:
+        return None
+    outputs = getattr(calls[0], "output_tensors", None)  # Keras 3; tf_keras: outputs
+    ins = tf.nest.flatten(calls[0].input_tensors)
+    outs = tf.nest.flatten(calls[0].outputs if outputs is None else outputs)
+    return (ins[0], outs[0]) if len(ins) == len(outs) == 1 else None
+
+
+def _nested(model: Any, weights: Mapping[str, PrunableWeight]) -> list[_Nested]:
+    """The nested models whose own kernels the factored path can reach."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        if not isinstance(getattr(layer, "layers", None), list):
+            continue
+        linears = _factorable(layer, weights)
+        call = _call_of(model, layer) if linears else None
+        tap = _tap_model(layer, linears) if call is not None else None
+        if tap is not None:
+            found.append(_Nested(layer, linears, *call, tap))
+    return found
+
+
+def _tap_model(model: Any, linears: list[_Linear], extra: tuple[Any, ...] = ()) -> Any | None:
+    """``x -> [inputs of each layer, outputs of each layer, *extra, model output]``, or None."""
     try:
         inputs = list(model.inputs)
         outputs = model.outputs
         if len(outputs) != 1:
             return None
         taps = [lin.layer.input for lin in linears] + [lin.layer.output for lin in linears]
+        taps += list(extra)
         if any(isinstance(t, (list, tuple, dict)) for t in taps):
             return None
         km = _keras.keras_module(model)
@@ -236,38 +294,69 @@ def _explicit(statistic: str, equation: str, patches: tf.Tensor, deltas: tf.Tens
     return total
 
 
+def _reduce_all(
+    statistic: str, linears: list[_Linear], ins: list[tf.Tensor], grads: list[tf.Tensor]
+) -> list[tf.Tensor]:
+    """``Σ_n stat(G_n)`` per kernel from its layer's inputs and output gradients."""
+    result = []
+    for lin, a, g in zip(linears, ins, grads):
+        patches = lin.patches(a)
+        part = _reduce(statistic, patches, lin.deltas(lin.preactivation(patches), g))
+        result.append(tf.reshape(part, lin.variable.shape))
+    return result
+
+
 def _factored(
-    model: Any, linears: list[_Linear], pseudo_outputs: PseudoOutputs, statistic: str
+    model: Any,
+    linears: list[_Linear],
+    nested: list[_Nested],
+    pseudo_outputs: PseudoOutputs,
+    statistic: str,
 ) -> Callable[[Any, tf.Tensor], list[tf.Tensor]] | None:
-    """``(x, y) -> [Σ_n stat(G_n) per kernel]``; None if the graph has no taps.
+    """``(x, y) -> [Σ_n stat(G_n) per kernel of linears, then of each nested]``; None if
+    the graph has no taps.
 
     One forward pass; one backward pass to the layers' outputs per pseudo-output,
-    vectorised over the pseudo-outputs.
+    vectorised over the pseudo-outputs; for each nested model, one more forward
+    pass of it and one backward pass through it per pseudo-output.
     """
-    tap = _tap_model(model, linears)
+    ends = tuple(n.entry for n in nested) + tuple(n.exit for n in nested)
+    tap = _tap_model(model, linears, ends)
     if tap is None:
         return None
-    count = len(linears)
+    count, many = len(linears), len(nested)
 
     def sums(x: Any, y: tf.Tensor) -> list[tf.Tensor]:
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=bool(nested)) as tape:
             values = tap(x, training=False)
             ins, outs, final = values[:count], values[count : 2 * count], values[-1]
+            entries = values[2 * count : 2 * count + many]
+            exits = values[2 * count + many : 2 * count + 2 * many]
+            passes = [n.tap(e, training=False) for n, e in zip(nested, entries)]
             pseudo = tf.cast(pseudo_outputs(final, y), tf.float32)
             pseudo = pseudo[:, None] if pseudo.shape.rank == 1 else pseudo
             totals = tf.reduce_sum(pseudo, axis=0)  # [k], k static
             single = totals[0] if totals.shape[0] == 1 else None
+        targets = [*outs, *exits]
         if single is not None:  # one pseudo-output: a plain backward pass
-            grads = [g[None] for g in tape.gradient(single, outs, unconnected_gradients="zero")]
+            grads = tape.gradient(single, targets, unconnected_gradients="zero")
+            grads = [g[None] for g in grads]
         else:
             grads = tape.jacobian(
-                totals, outs, unconnected_gradients="zero", experimental_use_pfor=True
+                totals, targets, unconnected_gradients="zero", experimental_use_pfor=True
             )
-        result = []
-        for lin, a, g in zip(linears, ins, grads):
-            patches = lin.patches(a)
-            part = _reduce(statistic, patches, lin.deltas(lin.preactivation(patches), g))
-            result.append(tf.reshape(part, lin.variable.shape))
+        result = _reduce_all(statistic, linears, ins, grads[:count])
+        for n, values, g in zip(nested, passes, grads[count:]):
+            c = len(n.linears)
+            n_outs = values[c : 2 * c]
+            per_k = [
+                tape.gradient(
+                    values[-1], n_outs, output_gradients=g[j], unconnected_gradients="zero"
+                )
+                for j in range(g.shape[0])
+            ]
+            n_grads = [tf.stack([p[i] for p in per_k]) for i in range(c)]
+            result += _reduce_all(statistic, n.linears, values[:c], n_grads)
         return result
 
     return sums
@@ -298,10 +387,13 @@ def gradient_sums(
     Returns:
         The function; its values are float64 arrays shaped like the weights.
     """
-    linears = _factorable(model, weights) if factored and pseudo_outputs is not None else []
-    fast = _factored(model, linears, pseudo_outputs, statistic) if linears else None
-    if fast is None:
-        linears = []
+    take = factored and pseudo_outputs is not None
+    linears = _factorable(model, weights) if take else []
+    nested = _nested(model, weights) if take else []
+    fast = None
+    if linears or nested:
+        fast = _factored(model, linears, nested, pseudo_outputs, statistic)
+    linears = [*linears, *(lin for n in nested for lin in n.linears)] if fast else []
     rest = {k: w.variable for k, w in weights.items() if k not in {lin.key for lin in linears}}
     slow = reduce_per_example(pseudo_of_inputs, rest, _per_example_reduce(statistic, rest), outputs)
     traced: list[Any] = []
