@@ -41,6 +41,8 @@ SEARCH_DRAWS = 100
 SEARCH_SEED = 2
 #: The largest share of a forgotten label's draws still drawn as that label.
 FORGET_GOAL = 0.05
+#: Whether the template test counts the generator's average draw as a template of its own.
+AVERAGE_TEMPLATE = True
 
 
 class ConditionalGenerator:
@@ -220,29 +222,32 @@ class ConditionalGenerator:
         per_class: int = SEARCH_DRAWS,
         seed: int = SEARCH_SEED,
         model: Any = None,
+        average: bool = AVERAGE_TEMPLATE,
     ) -> dict[int, float]:
         """How often draws of each label are still drawn as it, judged by templates.
 
         A draw counts as its label when, among the original generator's mean
-        image of every label (:meth:`label_means`) and the mean of those (what
-        it draws on average, whatever the label), the nearest is its label's.
-        Forgetting a label then means its draws carry nothing that sets that
-        label apart from the average draw — which also holds for a label whose
-        own mean image is close to the average one (an 8 on digits), where a
-        classifier of real images reads an average draw as the label.
+        image of every label (:meth:`label_means`) — and, with ``average``, the
+        mean of those (what it draws on average, whatever the label) — the
+        nearest is its label's. With ``average``, forgetting a label means its
+        draws carry nothing that sets that label apart from the average draw,
+        which also holds for a label whose own mean image is close to the
+        average one (an 8 on digits), where a classifier of real images reads
+        an average draw as the label.
 
         Args:
             labels: labels to rate (default: all).
             per_class: draws per label.
             seed: seed of the noise.
             model: the model to draw with (default: ``self.model``).
+            average: count the average draw as a template of its own.
 
         Returns:
             ``{label: fraction of its draws nearest its own template}``.
         """
         labels = self.check_labels(np.arange(self.num_classes) if labels is None else labels)
         means = self.label_means()
-        templates = np.concatenate([means, means.mean(axis=0, keepdims=True)])
+        templates = np.concatenate([means, means.mean(axis=0, keepdims=True)]) if average else means
         drawn = np.repeat(labels, per_class)
         images = self.generate(drawn, seed=seed, model=model).reshape(len(drawn), -1)
         distances = ((images[:, None, :] - templates[None]) ** 2).sum(-1)
@@ -256,6 +261,7 @@ class ConditionalGenerator:
         goal: float = FORGET_GOAL,
         per_class: int = SEARCH_DRAWS,
         seed: int = SEARCH_SEED,
+        average: bool = AVERAGE_TEMPLATE,
     ) -> DrawnAtMost:
         """The test ``amount="auto"`` stops on: targets drawn as themselves at most ``goal``.
 
@@ -265,6 +271,8 @@ class ConditionalGenerator:
             goal: the largest share of a target's draws still drawn as it.
             per_class: fresh draws per target.
             seed: their noise seed (keep it apart from the seeds you report on).
+            average: with the templates, count the average draw as a template
+                of its own (:meth:`template_rates`).
 
         Returns:
             A :class:`DrawnAtMost`, ``(model, targets) -> bool``.
@@ -275,7 +283,7 @@ class ConditionalGenerator:
         if not isinstance(goal, (int, float)) or not 0.0 <= goal < 1.0:
             raise InvalidArgumentError(f"`goal` must be a fraction in [0, 1), got {goal!r}.")
         self.labels(per_class)  # checks per_class
-        return DrawnAtMost(self, judge, float(goal), per_class, seed)
+        return DrawnAtMost(self, judge, float(goal), per_class, seed, bool(average))
 
     def prune_kwargs(self, judge: Any = None, *, goal: float = FORGET_GOAL) -> dict[str, Any]:
         """Keyword arguments of :func:`keras_forget.prune_for_class` for this generator.
@@ -303,6 +311,7 @@ class DrawnAtMost:
         goal: the largest share of a target's draws still drawn as it.
         per_class: fresh draws per target.
         seed: their noise seed.
+        average: whether the templates include the average draw.
     """
 
     generator: ConditionalGenerator
@@ -310,10 +319,15 @@ class DrawnAtMost:
     goal: float
     per_class: int
     seed: int
+    average: bool = AVERAGE_TEMPLATE
 
     @property
     def split(self) -> str:
-        how = "the judge" if self.judge is not None else "the generator's own label templates"
+        how = "the judge"
+        if self.judge is None:
+            how = "the generator's own label templates" + (
+                " and their mean" if self.average else ""
+            )
         return (
             f"{self.per_class} fresh draws per target (noise seed {self.seed}), rated by {how}; "
             f"goal: at most {self.goal:.0%} drawn as the target"
