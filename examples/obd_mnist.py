@@ -117,8 +117,14 @@ def sweeps(args: argparse.Namespace) -> dict[str, Curve]:
         model = build(x.shape[1:], HIDDEN[args.dataset], dropout, args.seed)
         train(model, (x, y), epochs, args.seed, args.quiet)
         methods = ["magnitude", "obd"]
-        curve = sweep(
-            model, scored, test, methods=methods, sparsities=points, verbose=not args.quiet
+        curve = sweep(  # one-shot, as in the original experiment (kf.prune's OBD uses 8 rounds)
+            model,
+            scored,
+            test,
+            methods=methods,
+            sparsities=points,
+            rounds=1,
+            verbose=not args.quiet,
         )
         curves[name] = curve
         if not args.quiet:

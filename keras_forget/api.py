@@ -19,7 +19,8 @@ from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.introspect.registry import LeftWhole
 from keras_forget.results import Result
-from keras_forget.scores import Objective
+from keras_forget.scores import COMPRESS_ALIASES, Objective
+from keras_forget.selection import DEFAULT_ROUNDS
 from keras_forget.selection import amount as amount_search
 from keras_forget.surgery import reconstruct as reconstruct_units
 from keras_forget.surgery.obs import OBS
@@ -53,20 +54,6 @@ DEFAULT_SCOPE = {
 #: The fraction of each class of ``data`` that ``amount="auto"`` holds out of scoring and
 #: decides on, so the amount is judged on examples the ranking never saw.
 SEARCH_HOLDOUT = 0.2
-
-
-#: What a score name means to compression when it differs from forgetting: ``"fisher"``
-#: ranks by the empirical-Fisher OBD saliency ½·F·w² (F alone removes large weights in flat
-#: directions first: 0.711 at 50 % where magnitude holds 0.971 on the digits MLP);
-#: forgetting and SSD keep F.
-COMPRESS_ALIASES = {"fisher": "fisher_obd"}
-#: ``rounds=None`` for compression by each weight score (1 for any other): pruning in
-#: rounds re-scores the pruned network, as OBD's authors did. One-shot OBD ranked over
-#: all layers empties the widest layer (98.8 % of the 256×128 layer at 90 %) and collapses:
-#: 0.167 validation accuracy at 90 % on the digits MLP, 0.828 in 8 rounds (magnitude 0.706).
-#: 8 is the fewest rounds within 0.5 pt of the best mean validation accuracy over 1/4/8/16
-#: (3 seeds; two MLPs at 50-95 %, a VGG-style CNN at 50/75 %; benchmarks/obd_diagnosis.py).
-DEFAULT_ROUNDS = {"obd": 8, "fisher_obd": 8}
 
 
 def _compress_method(method: Any, granularity: str) -> Any:
@@ -491,7 +478,7 @@ def prune(
         method: score name, config or instance. Default ``"magnitude"``
             (weights) or ``"discedit"`` (units: DISCEDIT-SP). For weights,
             ``"fisher"`` ranks by ``½·F·w²`` (``"fisher_obd"``, see
-            :data:`COMPRESS_ALIASES`), and ``"obs"`` (or a
+            :data:`keras_forget.scores.COMPRESS_ALIASES`), and ``"obs"`` (or a
             :class:`~keras_forget.surgery.obs.OBS`) runs layer-wise Optimal
             Brain Surgeon, which also updates the weights it keeps.
         scope: ``"global"`` (rank everything together) or ``"layer"``; None
@@ -513,7 +500,7 @@ def prune(
         rounds: one-shot pruning in this many rounds, each re-scoring the
             network pruned so far, without retraining (weights; see
             :mod:`keras_forget.selection.iterative`). None (default):
-            :data:`DEFAULT_ROUNDS` for the score, else 1. To retrain between
+            :data:`keras_forget.selection.DEFAULT_ROUNDS` for the score, else 1. To retrain between
             rounds, give a ``schedule`` instead.
         normalize: None (default) or ``"lamp"``: rank LAMP-normalized scores
             (weights; see :func:`keras_forget.selection.lamp`).

@@ -1,9 +1,13 @@
 """Accuracy as a function of the fraction of weights pruned, without retraining.
 
-:func:`sweep` scores the model once per method (scores do not depend on the
-threshold), then for every method × scope × sparsity writes ``weight · mask``
-into one working copy and evaluates it. A 100-point sweep costs one scoring
-pass per method plus 100 cheap evaluations per line.
+:func:`sweep` prunes exactly as :func:`keras_forget.prune` does at each sparsity:
+the same scores (``"fisher"`` is compression's ½·F·w²) and the same rounds (OBD
+and Fisher-OBD re-score the pruned network in 8 rounds by default). A one-shot
+score is computed once per method, since scores do not depend on the threshold;
+then every method × scope × sparsity writes ``weight · mask`` into one working
+copy and evaluates it, so a 100-point one-shot sweep costs one scoring pass plus
+100 cheap evaluations per line. A score pruned in rounds costs ``rounds``
+scoring passes per point (``rounds=1``: the cheap one-shot look).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,8 +26,9 @@ from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.introspect.registry import prunable_weights
 from keras_forget.plots import save_figure, subplots
-from keras_forget.scores import Objective
+from keras_forget.scores import COMPRESS_ALIASES, Objective
 from keras_forget.scores import get as get_score
+from keras_forget.scores.accumulate import rescorer
 from keras_forget.scores.accumulate import score as run_score
 from keras_forget.scores.base import Score
 from keras_forget.surgery import masking
@@ -176,11 +181,21 @@ def _sparsities(values: Iterable[float]) -> tuple[float, ...]:
 def _scores(methods: Sequence[Any]) -> list[Score]:
     if isinstance(methods, (str, Score, Mapping)):
         methods = [methods]
-    scores = [get_score(m) for m in methods]
+    scores = [get_score(COMPRESS_ALIASES.get(m, m) if isinstance(m, str) else m) for m in methods]
     names = [s.name for s in scores]
     if not scores or len(set(names)) != len(names):
         raise InvalidArgumentError(f"`methods` must name distinct scores, got {names}.")
     return scores
+
+
+def _rounds(rounds: int | None, scores: list[Score]) -> dict[str, int]:
+    """Rounds per score: ``rounds`` for the data scores, else as :func:`keras_forget.prune`."""
+    if rounds is not None:
+        rounds = selection.check_rounds(rounds)
+    return {
+        s.name: (rounds or selection.DEFAULT_ROUNDS.get(s.name, 1)) if s.needs_data else 1
+        for s in scores
+    }
 
 
 def _scopes(scopes: Sequence[str] | str) -> list[str]:
@@ -241,22 +256,28 @@ def sweep(
     methods: Sequence[Any] = ("magnitude", "obd"),
     scopes: Sequence[str] = ("global", "layer"),
     sparsities: Iterable[float] = DEFAULT_SPARSITIES,
+    rounds: int | None = None,
     batch_size: int = 64,
     verbose: bool = True,
 ) -> Curve:
     """Accuracy vs fraction pruned for several scores and scopes, without retraining.
 
-    Each point prunes exactly the weights :func:`keras_forget.prune` would
-    (same scores, same :func:`keras_forget.selection.select`), one-shot.
+    Each point prunes exactly the weights :func:`keras_forget.prune` would with
+    the same ``method``, ``scope``, ``sparsity`` and ``rounds``.
 
     Args:
         model: a trained Keras 3 or tf_keras classifier (not changed).
         data: labelled data the scores are computed on; may be None when every
             method is data-free (``magnitude``, ``random``).
         eval_data: labelled data the accuracy is measured on.
-        methods: score names, configs or instances.
+        methods: score names, configs or instances (``"fisher"`` is ½·F·w², as
+            for :func:`keras_forget.prune`).
         scopes: ``"global"`` and/or ``"layer"``.
         sparsities: fractions in [0, 1) (sorted, duplicates dropped).
+        rounds: prune each point in this many re-scored rounds (data scores
+            only). None: as :func:`keras_forget.prune`, 8 for ``obd`` and
+            ``fisher_obd`` (:data:`keras_forget.selection.DEFAULT_ROUNDS`), 1
+            otherwise; each round is one scoring pass per point.
         batch_size: scoring batch size.
         verbose: show scoring progress.
 
@@ -273,40 +294,78 @@ def sweep(
     scores = _scores(methods)
     scopes = _scopes(scopes)
     points = _sparsities(sparsities)
+    per_score = _rounds(rounds, scores)
     data, eval_data, from_logits = _validate(model, data, eval_data, scores, batch_size)
     objective = Objective(from_logits=from_logits, target="log_likelihood")
     working = masking.strip(model)
     seconds: dict[str, float] = {}
-    ranked = {}
+    masks_for = {}
+    run = dict(batch_size=batch_size, verbose=verbose)
     for score in scores:  # all scores first, while the working copy is unpruned
         tick = time.perf_counter()
-        ranked[score.name] = run_score(
-            working, data, score, objective, batch_size=batch_size, verbose=verbose
-        )
+        if per_score[score.name] == 1:
+            masks_for[score.name] = _one_shot(run_score(working, data, score, objective, **run))
+        else:
+            rescore = rescorer(working, data, score, objective, **run)
+            masks_for[score.name] = _in_rounds(rescore, per_score[score.name])
         seconds[f"scoring/{score.name}"] = time.perf_counter() - tick
     tick = time.perf_counter()
     evaluator = _Evaluator(working, eval_data)
     dense = evaluator.accuracy()
     lines = {}
-    for name, scores_of in ranked.items():
+    for name, masks_of in masks_for.items():
         for scope in scopes:
-            line = _line(evaluator, scores_of, name, scope, points)
+            start = time.perf_counter()
+            line = _line(evaluator, masks_of, name, scope, points)
             lines[line.label] = line
-    seconds["evaluation"] = time.perf_counter() - tick
+            if per_score[name] > 1:  # its rescoring happens here
+                seconds[f"scoring/{name}"] += time.perf_counter() - start
+    seconds["evaluation"] = (
+        time.perf_counter()
+        - tick
+        - sum(seconds[f"scoring/{n}"] for n in masks_for if per_score[n] > 1)
+    )
     return Curve(lines, dense, seconds)
+
+
+MasksAt = Callable[[float, str], Mapping[str, np.ndarray]]
+
+
+def _one_shot(ranked: Mapping[str, np.ndarray]) -> MasksAt:
+    """``(sparsity, scope) -> masks`` thresholding one ranking."""
+    return lambda sparsity, scope: selection.select(ranked, sparsity, scope=scope, highest=False)
+
+
+def _in_rounds(rescore: Callable, rounds: int) -> MasksAt:
+    """``(sparsity, scope) -> masks`` pruned in ``rounds`` re-scored rounds.
+
+    The unpruned network's scores, which every point starts from, are computed once.
+    """
+    first: list[Any] = []
+
+    def cached(masks: Any) -> Any:
+        if masks is not None:
+            return rescore(masks)
+        if not first:
+            first.append(rescore(None))
+        return first[0]
+
+    return lambda sparsity, scope: selection.prune_in_rounds(
+        cached, sparsity, rounds=rounds, scope=scope
+    )
 
 
 def _line(
     evaluator: _Evaluator,
-    ranked: Mapping[str, np.ndarray],
+    masks_at: MasksAt,
     method: str,
     scope: str,
     points: tuple[float, ...],
 ) -> Line:
-    pruned, accuracy = [], []
+    pruned, accuracy, total = [], [], 0
     for sparsity in points:
-        masks = selection.select(ranked, sparsity, scope=scope, highest=False)
+        masks = masks_at(sparsity, scope)
         pruned.append(sum(int(m.size - np.count_nonzero(m)) for m in masks.values()))
         accuracy.append(evaluator.accuracy(masks))
-    total = sum(int(np.size(v)) for v in ranked.values())
+        total = sum(int(m.size) for m in masks.values())
     return Line(method, scope, points, tuple(pruned), tuple(accuracy), total)

@@ -24,7 +24,7 @@ POINTS = np.arange(0, 1, 0.1)
 @pytest.fixture(scope="module")
 def curve(trained_keras3, digits):
     train, test = digits
-    return sweep(trained_keras3, train, test, sparsities=POINTS, verbose=False)
+    return sweep(trained_keras3, train, test, sparsities=POINTS, rounds=1, verbose=False)
 
 
 def _sizes(model) -> list[int]:
@@ -56,11 +56,32 @@ def test_accuracy_falls_when_almost_everything_is_pruned(curve):
 def test_a_point_prunes_what_prune_prunes(curve, trained_keras3, digits):
     train, test = digits
     result = kf.prune(
-        trained_keras3, train, sparsity=0.5, method="obd", eval_data=test, verbose=False
+        trained_keras3, train, sparsity=0.5, method="obd", rounds=1, eval_data=test, verbose=False
     )
     assert curve.line("obd", "global").accuracy_at(0.5) == result.report.after.accuracy
     assert result.report.eval_split == "eval_data" and result.report.auto_reached is None
     assert result.unit_masks is None and result.history is None
+
+
+def test_by_default_a_point_is_pruned_in_the_rounds_prune_uses(trained_keras3, digits):
+    (x, y), test = digits
+    data = (x[:300], y[:300])
+    curve = sweep(
+        trained_keras3, data, test, methods=["obd", "fisher"], scopes="global",
+        sparsities=[0.9], verbose=False,
+    )  # fmt: skip
+    assert set(curve.lines) == {"obd/global", "fisher_obd/global"}  # compression's Fisher
+    for method in ("obd", "fisher"):
+        result = kf.prune(
+            trained_keras3, data, sparsity=0.9, method=method, eval_data=test, verbose=False
+        )  # 8 rounds
+        line = curve.line(result.report.method, "global")
+        assert line.accuracy == (result.report.after.accuracy,)
+    one_shot = sweep(
+        trained_keras3, data, test, methods="obd", scopes="global", sparsities=[0.9], rounds=1,
+        verbose=False,
+    )  # fmt: skip
+    assert one_shot.line("obd", "global").accuracy != curve.line("obd", "global").accuracy
 
 
 def test_one_scoring_pass_per_method_whatever_the_number_of_points(
@@ -76,12 +97,12 @@ def test_one_scoring_pass_per_method_whatever_the_number_of_points(
     monkeypatch.setattr(sweep_module, "run_score", counting)
     (x, y), test = digits
     points = np.arange(0, 1, 0.02)
-    methods = ["magnitude", "fisher"]
+    methods = ["magnitude", "gradxweight"]
     result = sweep(
         trained_keras3, (x[:200], y[:200]), test, methods=methods, sparsities=points, verbose=False
     )
-    assert sorted(calls) == ["fisher", "magnitude"]
-    assert len(result.line("fisher", "layer").accuracy) == 50
+    assert sorted(calls) == ["gradxweight", "magnitude"]  # one-shot scores by default
+    assert len(result.line("gradxweight", "layer").accuracy) == 50
 
 
 def test_plot_is_written_atomically_and_dict_round_trips(curve, tmp_path):

@@ -7,7 +7,7 @@ package registers every built-in score under its name, so
 """
 
 from keras_forget.scores import units
-from keras_forget.scores.base import Score, ScoreMap, get, names, serialize
+from keras_forget.scores.base import COMPRESS_ALIASES, Score, ScoreMap, get, names, serialize
 from keras_forget.scores.class_moments import ExpNormBound, FisherBound
 from keras_forget.scores.gradient import Fisher, FisherOBD, GradXWeight
 from keras_forget.scores.l1 import L1Norm, RandomUnits
@@ -17,6 +17,7 @@ from keras_forget.scores.objective import Objective
 from keras_forget.scores.units import UnitScore
 
 __all__ = [
+    "COMPRESS_ALIASES",
     "OBD",
     "ExpNormBound",
     "Fisher",

@@ -4,7 +4,12 @@ Pure array code: nothing here touches a model.
 """
 
 from keras_forget.selection.amount import GRID, UNIT_GRID, search
-from keras_forget.selection.iterative import check_rounds, prune_in_rounds, ramp
+from keras_forget.selection.iterative import (
+    DEFAULT_ROUNDS,
+    check_rounds,
+    prune_in_rounds,
+    ramp,
+)
 from keras_forget.selection.schedule import GradualSchedule
 from keras_forget.selection.units import check_unit_amount, select_units
 from keras_forget.selection.weights import (
@@ -41,6 +46,7 @@ __all__ = [
     "check_floor",
     "check_min_density",
     "check_normalization",
+    "DEFAULT_ROUNDS",
     "check_rounds",
     "check_scope",
     "check_unit_amount",
