@@ -221,7 +221,7 @@ def test_transformer_warning_names_the_true_blocker_once():
     (note,) = graph.notes
     # ffn2's output goes add2 -> ln2: ln2 is named, not the attention upstream.
     assert note.startswith("ffn2: reaches layer 'ln2' (LayerNormalization)"), note
-    assert set(graph.prunable()) == {"ffn1"}
+    assert set(graph.prunable()) == {"ffn1", "mha/heads"}  # the attention heads are units too
     masks = {"ffn1": np.arange(32) % 3 != 0}
     shrunk = structured.shrink(model, masks, graph=graph)
     assert shrunk.get_layer("ffn1").units == 21 and shrunk.get_layer("ffn2").kernel.shape[0] == 21

@@ -24,6 +24,11 @@ one ``UserWarning`` per graph, a line per group naming the blocker nearest to it
 producers. Such units are left whole, never cut into a wrong model. The graph is
 read from ``model.get_config()`` (:mod:`.topology`): one code path for
 Sequential and functional models of Keras 3 and tf_keras.
+
+A ``MultiHeadAttention`` node (called once) adds a group of its own, keyed
+``"<layer>/heads"``, whose units are its heads (:mod:`.heads`). The group is
+internal to the layer: the layer's inputs are kept whole and its output is a
+new group left whole, as for any layer whose coupling is not followed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from keras_forget.errors import KerasForgetError, UnsupportedLayerError
+from keras_forget.introspect import heads
 from keras_forget.introspect import ops as table
 from keras_forget.introspect.ops import CHANNELWISE, PRODUCERS, OpCall
 from keras_forget.introspect.topology import (
@@ -66,7 +72,8 @@ class Graph:
         inputs: ``{node name: [Layout of each input]}``.
         classes: ``{node name: class name}`` (ops: ``"keras.ops.add"``, ``"tf.math.add"``).
         roles: ``{layer name: role}`` of the layers surgery edits: ``"producer"``,
-            ``"channelwise"``, ``"grouped"`` (``Conv(groups=channels)``), ``"reshape"``.
+            ``"channelwise"``, ``"grouped"`` (``Conv(groups=channels)``), ``"reshape"``,
+            ``"attention"`` (a ``MultiHeadAttention`` whose heads are a group).
         ops: ``{node name: OpCall}`` of the op nodes.
         order: node names in topological order.
         notes: one line per group left whole (the warning's lines).
@@ -195,6 +202,8 @@ class Graph:
             return self._op(self.ops[name], ins)
         if cls == "InputLayer":
             return self._new(name, self._channels(name), Reason("input", name, INPUT_REASON))
+        if cls == heads.ATTENTION:
+            return self._attention(name)
         if len(ins) != 1 and cls not in table.COUPLING and cls != "Concatenate":
             why = "structured surgery does not know this layer"
             return self._unknown(name, f"it has {len(ins)} inputs" if cls in PRODUCERS else why)
@@ -233,6 +242,23 @@ class Graph:
             self._freeze(ins[0], Reason("block", name, self._reads_all(name)))
             return ins[0]
         return self._unknown(name, "structured surgery does not know this layer")
+
+    def _attention(self, name: str) -> Layout:
+        """A ``MultiHeadAttention`` node: its heads are a group of their own.
+
+        Its inputs are kept whole and its output is a new group, left whole: the
+        heads change neither.
+        """
+        layout = self._unknown(name, "attention reads all channels together")
+        layer = self.layer(name)
+        why = heads.blocker(layer)
+        reason = Reason("block", name, f"the heads of {self.describe(name)} {why}") if why else None
+        size = int(self.configs[name]["num_heads"])
+        group = self._raw[self._new(heads.key(name), size, reason).segments[0][0]]
+        group.producers.append(name)
+        group.score_layer, group.kind = name, "heads"
+        self.roles[name] = "attention"
+        return layout
 
     def _reads_all(self, name: str) -> str:
         return f"reaches {self.describe(name)}, which reads all channels together"
@@ -349,7 +375,7 @@ class Graph:
         roots = [gid for gid in range(len(self._raw)) if self._find(gid) == gid]
         for gid in sorted(roots, key=lambda g: not self._raw[g].producers):  # producers keep keys
             group = self._raw[gid]
-            if group.producers:
+            if group.producers and group.kind == "channels":
                 group.producers.sort(key=self.order.index)
                 group.key = group.producers[0]
             group.frozen = self._primary(group)

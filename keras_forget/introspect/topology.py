@@ -59,7 +59,8 @@ class Group:
     """Channels removed together.
 
     Attributes:
-        key: name of the group's first producer (or of the node that made it).
+        key: name of the group's first producer (or of the node that made it);
+            ``"<layer>/heads"`` for an attention layer's heads.
         size: number of units.
         producers: layers whose output units are the group's channels.
         score_layer: the layer whose output is scored for this group: the last
@@ -67,6 +68,9 @@ class Group:
             exactly these channels (the post-BN, post-activation block output).
         frozen: why the group cannot be cut, or None.
         reasons: every reason found (``frozen`` is the one nearest the producers).
+        kind: ``"channels"`` (the units are channels of tensors) or ``"heads"``
+            (the heads of an attention layer, its only producer: internal to it,
+            they change no tensor's channels).
     """
 
     key: str
@@ -75,6 +79,7 @@ class Group:
     score_layer: str = ""
     frozen: str | None = None
     reasons: list[Reason] = dataclasses.field(default_factory=list)
+    kind: str = "channels"
 
     @property
     def prunable(self) -> bool:

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from keras_forget import _keras
 from keras_forget.data import Data, take
 from keras_forget.errors import InvalidArgumentError, NotPrunableError
+from keras_forget.introspect import heads
 from keras_forget.introspect.graph import Graph
 from keras_forget.introspect.registry import prunable_weights
 from keras_forget.scores.base import Score, ScoreMap
@@ -137,12 +138,24 @@ def score_split(
 
 
 def feature_model(graph: Graph, keys: Sequence[str]) -> Any:
-    """A model from the inputs to each group's score layer output (in ``keys`` order)."""
+    """A model from the inputs to each group's features (in ``keys`` order).
+
+    A channel group's features are its score layer's output; an attention
+    layer's heads', each head's attention output norm ``[batch, tokens, heads]``
+    (:func:`keras_forget.introspect.heads.norms`).
+    """
     model = graph.model
     km = _keras.keras_module(model)
-    outputs = [model.get_layer(graph.groups[k].score_layer).output for k in keys]
+    outputs = [_features(graph, k) for k in keys]
     inputs = model.inputs
     return km.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
+
+
+def _features(graph: Graph, key: str) -> Any:
+    """The symbolic tensor of group ``key``'s features."""
+    group = graph.groups[key]
+    layer = graph.model.get_layer(group.score_layer)
+    return heads.norms(layer) if group.kind == "heads" else layer.output
 
 
 def score_units(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_forget.introspect import heads
 from keras_forget.scores.units import UnitScore, UnitScoreMap
 
 
@@ -12,7 +13,8 @@ class L1Norm(UnitScore):
 
     The classic filter-pruning criterion (Li et al., "Pruning Filters for
     Efficient ConvNets"). For a group of coupled producers (a residual stream)
-    the norms of every producer's filter j are added. Reads no data.
+    the norms of every producer's filter j are added. An attention head scores
+    the L1 norm of its slices of the value and output kernels. Reads no data.
     """
 
     name = "l1"
@@ -22,7 +24,9 @@ class L1Norm(UnitScore):
         out = {}
         for key, group in self._groups.items():
             total = np.zeros(group.size)
-            for name in group.producers:
+            if group.kind == "heads":  # the head's slices of the value and output kernels
+                total += heads.l1(self._graph.layer(group.score_layer))
+            for name in group.producers if group.kind == "channels" else []:
                 kernel = np.asarray(self._graph.layer(name).kernel.numpy(), np.float64)
                 total += np.abs(kernel.reshape(-1, kernel.shape[-1])).sum(axis=0)
             out[key] = total.astype(np.float32)

@@ -6,11 +6,14 @@ apply one:
 
 * :func:`weight_masks` turns it into a MaskMap over weights (a unit's kernel
   column or filter, its bias, and the BatchNormalization / depthwise entries of
-  its channel), for masking: the model keeps its shape, the units output zero.
+  its channel; an attention head's slices of the query, key, value and output
+  kernels and biases), for masking: the model keeps its shape, the units output
+  zero.
 * :func:`shrink` rebuilds the model without the units: fewer units and filters,
   and the layers that read them (next Dense/Conv input rows, BatchNormalization
   parameters, ``Flatten``→Dense row blocks, residual groups, depthwise and
-  ``Conv(groups=channels)`` filters, a ``Reshape``'s channel count) cut to match.
+  ``Conv(groups=channels)`` filters, a ``Reshape``'s channel count) cut to match;
+  an attention layer without the removed heads has a lower ``num_heads``.
   The result is always checked against the masked model on a sample.
 
 Whatever the model, failures are :class:`~keras_forget.errors.KerasForgetError`
@@ -33,6 +36,7 @@ from keras_forget.errors import (
     SurgeryError,
     UnsupportedLayerError,
 )
+from keras_forget.introspect import heads
 from keras_forget.introspect.graph import CHANNELWISE, PRODUCERS, Graph
 from keras_forget.introspect.registry import all_weights, short_name
 
@@ -92,8 +96,11 @@ def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
     For a removed unit: its kernel column (filter) and bias in every producer
     of its group; the gamma, beta and moving mean of a BatchNormalization on its
     channel (so the normalized channel is exactly zero); a depthwise (or
-    ``Conv(groups=channels)``) kernel's slice and bias on its channel. Keys are
-    ``"<layer name>/<weight name>"``.
+    ``Conv(groups=channels)``) kernel's slice and bias on its channel. For a
+    removed attention head: its slices of the query, key and value kernels
+    (axis 1) and biases (axis 0) and of the output kernel (axis 0). Keys are
+    ``"<layer name>/<weight name>"`` (``"<layer>/<sublayer>/<weight>"`` inside
+    an attention layer, as :func:`~keras_forget.introspect.registry.all_weights`).
 
     Args:
         graph: the model's :class:`Graph`.
@@ -106,7 +113,11 @@ def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
     masks = check_unit_masks(graph, unit_masks)
     out: dict[str, np.ndarray] = {}
     for key, mask in masks.items():
-        for name in graph.groups[key].producers:
+        group = graph.groups[key]
+        if group.kind == "heads":
+            out.update(heads.weight_masks(graph.layer(group.score_layer), mask))
+            continue
+        for name in group.producers:
             for variable in graph.layer(name).weights:
                 if short_name(variable) != "depthwise_kernel":  # a SeparableConv's input side
                     weight = np.broadcast_to(mask, tuple(variable.shape)).copy()
@@ -167,6 +178,9 @@ def _slice_weights(
 ) -> list[np.ndarray] | None:
     """The kept part of each weight of layer ``name``; None if it keeps them all."""
     role = graph.roles.get(name)
+    if role == "attention":
+        mask = masks.get(heads.key(name))
+        return None if mask is None else heads.sliced_weights(graph.layer(name), mask)
     if role == "producer":
         rows = graph.channel_mask(graph.inputs[name][0], masks)
         cols = graph.channel_mask(graph.layouts[name], masks)
@@ -197,6 +211,9 @@ def _shrunk_config(graph: Graph, layer: Any, masks: dict[str, np.ndarray]) -> di
     config = layer.get_config()
     role, name = graph.roles.get(layer.name), layer.name
     if role is None:
+        return config
+    if role == "attention":
+        config["num_heads"] = int(np.sum(masks.get(heads.key(name), config["num_heads"])))
         return config
     kept = int(graph.channel_mask(graph.layouts[name], masks).sum())
     if role == "producer":
