@@ -234,3 +234,18 @@ def test_scoring_speed_benchmark_writes_its_rows(tmp_path):
     (forget,) = result["forget"]
     assert forget["seconds"] > 0
     assert "epochs" in out
+
+
+@pytest.mark.slow
+def test_unit_forget_benchmark_runs_both_halves(tmp_path):
+    for split in ("validation", "test"):
+        out = _run(
+            "benchmarks/unit_forget.py", "--split", split, "--seeds", "0", "--archs", "mlp",
+            "--classes", "3", "--epochs", "5", "--quiet", "--out", str(tmp_path),
+        )  # fmt: skip
+        result = json.loads((tmp_path / f"unit_forget_{split}.json").read_text())
+        assert result["provenance"]["commit"] and "forgot" in out
+    assert result["split"] == "test"
+    assert {r["granularity"] for r in result["rows"]} == {"unit", "weight"}
+    chosen = json.loads((tmp_path / "unit_forget_validation.json").read_text())
+    assert chosen["recommendation"]["scope"] in ("global", "layer")
