@@ -39,9 +39,12 @@ SEARCH_DRAWS = 100
 #: Noise seed of those draws: not the conditioning data's (0) nor the seed
 #: ``benchmarks/cgan_forget.py`` reports on (1).
 SEARCH_SEED = 2
-#: The largest share of a forgotten label's draws still drawn as that label.
-FORGET_GOAL = 0.05
-#: Whether the template test counts the generator's average draw as a template of its own.
+#: The largest share of a forgotten label's draws still drawn as that label, and whether the
+#: template test counts the generator's average draw as a template of its own. Chosen on
+#: validation draws (noise seed 2) of 3 GANs × 10 digits among goals 5/1/0 % with and without
+#: the average template, by the most digits a judge then reads as forgotten with every other
+#: digit within 3 points (26/30; labels only: 22-24/30): benchmarks/cgan_forget.py --choose.
+FORGET_GOAL = 0.01
 AVERAGE_TEMPLATE = True
 
 
