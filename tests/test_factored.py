@@ -23,6 +23,8 @@ def _zoo(km):
     h = layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
     h = layers.Conv2D(4, 3, strides=2, dilation_rate=1, activation="tanh")(h)
     h = layers.DepthwiseConv2D(3, padding="same", activation="relu")(h)
+    h = layers.SeparableConv2D(4, 2, padding="same", activation="relu")(h)
+    h = layers.SeparableConv2D(4, 3, padding="same", use_bias=False)(h)
     h = layers.DepthwiseConv2D(2, padding="valid", depth_multiplier=2)(h)  # per-example path
     h = layers.Reshape((-1, 8))(h)
     h = layers.Conv1D(5, 2, dilation_rate=2, activation="elu")(h)
@@ -75,9 +77,10 @@ def test_factored_path_takes_dense_and_ungrouped_convolutions_only(flavor):
     km = FLAVORS[flavor]
     model = _zoo(km)
     weights = prunable_weights(model)
-    taken = {lin.key for lin in factored._factorable(model, weights)}
+    taken = {key for lin in factored._factorable(model, weights) for key in lin.keys}
     by_layer = {k: type(w.layer).__name__ for k, w in weights.items()}
-    assert {by_layer[k] for k in taken} == {"Conv2D", "DepthwiseConv2D", "Conv1D", "Dense"}
+    assert {by_layer[k] for k in taken} == {
+        "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv1D", "Dense"}  # fmt: skip
     left = set(weights) - taken
     assert len(left) == 1 and by_layer[left.pop()] == "DepthwiseConv2D"  # depth_multiplier 2
 
@@ -92,7 +95,7 @@ def test_shared_layers_keep_the_per_example_path_and_nested_ones_are_reached(bat
     h = shared(shared(h))  # called twice: no single input
     model = keras.Model(inp, keras.layers.Dense(3)(h))
     weights = prunable_weights(model)
-    taken = {lin.key for lin in factored._factorable(model, weights)}
+    taken = {key for lin in factored._factorable(model, weights) for key in lin.keys}
     assert all("inner" not in k for k in taken)  # inside a nested model: reached apart
     (nested,) = factored._nested(model, weights)
     assert nested.model is inner and len(nested.linears) == 1

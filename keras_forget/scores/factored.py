@@ -112,6 +112,17 @@ class _Linear:
             z = z + tf.cast(tf.convert_to_tensor(self.layer.bias), tf.float32)
         return z
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The weight keys whose sums :meth:`sums` returns, in order."""
+        return (self.key,)
+
+    def sums(self, statistic: str, a: tf.Tensor, grad_out: tf.Tensor) -> list[tf.Tensor]:
+        """``[Σ_n stat(G_n)]`` of the kernel, from the layer's input and output gradients."""
+        patches = self.patches(a)
+        part = _reduce(statistic, patches, self.deltas(self.preactivation(patches), grad_out))
+        return [tf.reshape(part, self.variable.shape)]
+
     def deltas(self, z: tf.Tensor, grad_out: tf.Tensor) -> tf.Tensor:
         """``∂f_k/∂z`` ``[k, batch, positions, outputs]`` from the gradients at the output.
 
@@ -129,6 +140,48 @@ class _Linear:
             tape.watch(z)
             h = self.layer.activation(z)
         return tape.gradient(h, z, output_gradients=grad_out)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Separable:
+    """A ``SeparableConv2D`` (depth multiplier 1): a depthwise convolution, then a 1×1 one.
+
+    The pointwise kernel's per-example gradient is that of a 1×1 convolution of the
+    depthwise output; the depthwise kernel's, that of a depthwise convolution whose
+    output gradient is the pointwise one carried back through the 1×1 kernel.
+    """
+
+    depthwise_key: str
+    pointwise_key: str
+    layer: Any
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.depthwise_key, self.pointwise_key)
+
+    @property
+    def variables(self) -> tuple[Any, Any]:
+        return self.layer.depthwise_kernel, self.layer.pointwise_kernel
+
+    def sums(self, statistic: str, a: tf.Tensor, grad_out: tf.Tensor) -> list[tf.Tensor]:
+        """``[Σ_n stat(G_n) of the depthwise kernel, of the pointwise kernel]``."""
+        depthwise = _Linear(self.depthwise_key, self.layer, "depthwise")
+        patches = depthwise.patches(a)
+        d = tf.einsum("bptc,tc->bpc", patches, depthwise.kernel)
+        w = tf.cast(tf.convert_to_tensor(self.layer.pointwise_kernel), tf.float32)
+        w = tf.reshape(w, [-1, w.shape[-1]])
+        z = tf.einsum("bpc,cf->bpf", d, w)
+        if getattr(self.layer, "use_bias", False):
+            z = z + tf.cast(tf.convert_to_tensor(self.layer.bias), tf.float32)
+        delta = depthwise.deltas(z, grad_out)
+        pointwise = _reduce(statistic, d, delta)
+        inner = _reduce(statistic, patches, tf.einsum("kbpf,cf->kbpc", delta, w))
+        shapes = [v.shape for v in self.variables]
+        return [tf.reshape(inner, shapes[0]), tf.reshape(pointwise, shapes[1])]
+
+
+#: What the factored path takes: a kernel, or a separable convolution's two.
+Factorable = _Linear | _Separable
 
 
 def _kind(layer: Any) -> str | None:
@@ -152,24 +205,46 @@ def _plain_conv(layer: Any) -> bool:
     )
 
 
-def _factorable(model: Any, weights: Mapping[str, PrunableWeight]) -> list[_Linear]:
+def _factorable(model: Any, weights: Mapping[str, PrunableWeight]) -> list[Factorable]:
     """The kernels the factored path handles: of layers of ``model`` called once."""
     own = {id(layer) for layer in getattr(model, "layers", [])}
-    found = []
+    found: list[Factorable] = []
+    separable: dict[int, dict[str, str]] = {}
     for key, weight in weights.items():
-        layer, kind = weight.layer, _kind(weight.layer)
-        if kind is None or id(layer) not in own:
+        layer = weight.layer
+        if id(layer) not in own or not _called_once(layer):
             continue
-        linear = _Linear(key, layer, kind)
-        if weight.variable is not linear.variable:
+        if _separable(layer):
+            for name in ("depthwise_kernel", "pointwise_kernel"):
+                if weight.variable is getattr(layer, name):
+                    separable.setdefault(id(layer), {"layer": layer})[name] = key
             continue
-        try:
-            if len(layer._inbound_nodes) != 1:  # shared: its input is not one tensor
-                continue
-        except AttributeError:
-            continue
-        found.append(linear)
+        kind = _kind(layer)
+        if kind is not None and weight.variable is _Linear(key, layer, kind).variable:
+            found.append(_Linear(key, layer, kind))
+    for parts in separable.values():
+        if len(parts) == 3:
+            found.append(
+                _Separable(parts["depthwise_kernel"], parts["pointwise_kernel"], parts["layer"])
+            )
     return found
+
+
+def _called_once(layer: Any) -> bool:
+    """Whether ``layer`` has one inbound node (a shared layer's input is not one tensor)."""
+    try:
+        return len(layer._inbound_nodes) == 1
+    except AttributeError:
+        return False
+
+
+def _separable(layer: Any) -> bool:
+    """A 2-D separable convolution the factored path handles."""
+    return (
+        type(layer).__name__ == "SeparableConv2D"
+        and getattr(layer, "depth_multiplier", None) == 1
+        and _plain_conv(layer)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +260,7 @@ class _Nested:
     """
 
     model: Any
-    linears: list[_Linear]
+    linears: list[Factorable]
     entry: Any
     exit: Any
     tap: Any
@@ -226,7 +301,7 @@ def _nested(model: Any, weights: Mapping[str, PrunableWeight]) -> list[_Nested]:
     return found
 
 
-def _tap_model(model: Any, linears: list[_Linear], extra: tuple[Any, ...] = ()) -> Any | None:
+def _tap_model(model: Any, linears: list[Factorable], extra: tuple[Any, ...] = ()) -> Any | None:
     """``x -> [inputs of each layer, outputs of each layer, *extra, model output]``, or None."""
     try:
         inputs = list(model.inputs)
@@ -295,20 +370,18 @@ def _explicit(statistic: str, equation: str, patches: tf.Tensor, deltas: tf.Tens
 
 
 def _reduce_all(
-    statistic: str, linears: list[_Linear], ins: list[tf.Tensor], grads: list[tf.Tensor]
+    statistic: str, linears: list[Factorable], ins: list[tf.Tensor], grads: list[tf.Tensor]
 ) -> list[tf.Tensor]:
     """``Σ_n stat(G_n)`` per kernel from its layer's inputs and output gradients."""
     result = []
     for lin, a, g in zip(linears, ins, grads):
-        patches = lin.patches(a)
-        part = _reduce(statistic, patches, lin.deltas(lin.preactivation(patches), g))
-        result.append(tf.reshape(part, lin.variable.shape))
+        result += lin.sums(statistic, a, g)
     return result
 
 
 def _factored(
     model: Any,
-    linears: list[_Linear],
+    linears: list[Factorable],
     nested: list[_Nested],
     pseudo_outputs: PseudoOutputs,
     statistic: str,
@@ -394,13 +467,14 @@ def gradient_sums(
     if linears or nested:
         fast = _factored(model, linears, nested, pseudo_outputs, statistic)
     linears = [*linears, *(lin for n in nested for lin in n.linears)] if fast else []
-    rest = {k: w.variable for k, w in weights.items() if k not in {lin.key for lin in linears}}
+    keys = [key for lin in linears for key in lin.keys]
+    rest = {k: w.variable for k, w in weights.items() if k not in set(keys)}
     slow = reduce_per_example(pseudo_of_inputs, rest, _per_example_reduce(statistic, rest), outputs)
     traced: list[Any] = []
 
     def run(x: Any, y: np.ndarray) -> dict[str, np.ndarray]:
         totals = slow(x, y) if rest else {}
-        if not linears:
+        if not keys:
             return totals
         if not traced:
             traced.append(tf.function(fast))  # one trace per batch shape: pfor needs it static
@@ -409,8 +483,8 @@ def gradient_sums(
             sums = traced[0](tf.nest.map_structure(tf.constant, x), tf.constant(y))
         else:
             sums = distribute.replica_sums(strategy, traced[0], x, y)
-        for lin, s in zip(linears, sums):
-            totals[lin.key] = totals.get(lin.key, 0.0) + np.asarray(s, np.float64)
+        for key, s in zip(keys, sums):
+            totals[key] = totals.get(key, 0.0) + np.asarray(s, np.float64)
         return totals
 
     return run
