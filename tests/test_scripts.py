@@ -249,3 +249,15 @@ def test_unit_forget_benchmark_runs_both_halves(tmp_path):
     assert {r["granularity"] for r in result["rows"]} == {"unit", "weight"}
     chosen = json.loads((tmp_path / "unit_forget_validation.json").read_text())
     assert chosen["recommendation"]["scope"] in ("global", "layer")
+
+
+@pytest.mark.slow
+def test_fine_tune_benchmark_recommends_a_rate(tmp_path):
+    out = _run(
+        "benchmarks/fine_tune.py", "--split", "validation", "--seeds", "0", "--archs", "mlp",
+        "--rates", "1e-4", "1e-3", "--classes", "3", "--epochs", "5", "--quiet",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    result = json.loads((tmp_path / "fine_tune_validation.json").read_text())
+    assert result["recommendation"]["learning_rate"] in (1e-4, 1e-3) and "unit 50%" in out
+    assert {r["task"] for r in result["rows"]} == {"weight 90%", "unit 50%", "forget"}
