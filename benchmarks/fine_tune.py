@@ -24,7 +24,6 @@ Prints the tables and writes benchmarks/results/fine_tune_<split>.json.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -34,11 +33,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
-from protocol import ARCHITECTURES, VAL_FRACTION, fmt, splits, spread  # noqa: E402
+import protocol  # noqa: E402
+from protocol import ARCHITECTURES, fmt, splits, spread  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
-from keras_forget.files import write_json  # noqa: E402
 
 EPOCHS = {"mlp": 40, "vgg": 15, "resnet": 15}
 FORGOTTEN = 0.05
@@ -131,26 +130,16 @@ def recommend(summary: list[dict], rates: list[float]) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--split", choices=("validation", "test"), default="test")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--archs", nargs="+", choices=list(ARCHITECTURES), default=list(ARCHITECTURES))
+    p = protocol.parser(__doc__)
     p.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     p.add_argument("--classes", type=int, nargs="+", default=[0, 4, 8])
-    p.add_argument("--epochs", type=int, default=None, help="override every architecture's")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = protocol.speaker(args.quiet)
     origin = provenance()
     start = time.perf_counter()
     rows = run(args, say)
     summary = summarize(rows)
-    where = (
-        "untouched test split"
-        if args.split == "test"
-        else f"validation split (stratified {VAL_FRACTION:.0%} of the training part)"
-    )
+    where = protocol.where(args.split)
     print(
         f"\none fine-tuning epoch (Adam) after the library's default calls, on the {where}; "
         f"mean [min, max] over seeds {args.seeds} (forget: × classes {args.classes}; its "
@@ -162,10 +151,7 @@ def main(argv=None) -> int:
         out["recommendation"] = recommend(summary, args.rates)
         print(f"\nrecommended FineTune.learning_rate: {out['recommendation']}")
     errors = sum(r["task"] == "error" for r in rows)
-    print(f"{len(rows)} rows, {errors} failed, {time.perf_counter() - start:.0f}s")
-    path = write_json(os.path.join(args.out, f"fine_tune_{args.split}.json"), out)
-    print(f"wrote {path}")
-    return 1 if errors else 0
+    return protocol.finish("fine_tune", args, out, errors, start)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ Prints the tables and writes benchmarks/results/forget_digits_<split>.json.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -37,12 +36,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
-from protocol import ARCHITECTURES, VAL_FRACTION, fmt, splits, spread  # noqa: E402
+import protocol  # noqa: E402
+from protocol import ARCHITECTURES, fmt, splits, spread  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
 from keras_forget import selection  # noqa: E402
-from keras_forget.files import write_json  # noqa: E402
 
 METHODS = ("gradxweight", "fisher", "random")
 FLOORS = (0.01, 0.1, 1.0)
@@ -199,29 +198,19 @@ def run(args, say) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--split", choices=("validation", "test"), default="test")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--archs", nargs="+", choices=list(ARCHITECTURES), default=list(ARCHITECTURES))
+    p = protocol.parser(__doc__)
     p.add_argument("--methods", nargs="+", default=list(METHODS), help="the first is the default")
     p.add_argument("--floors", type=float, nargs="+", default=list(FLOORS))
     p.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--retrain-classes", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=None, help="override every architecture's")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = protocol.speaker(args.quiet)
     origin = provenance()
     start = time.perf_counter()
     rows = run(args, say)
     keys = ("arch", "method") if args.split == "test" else ("arch", "floor")
     summary = summarize(rows, keys)
-    where = (
-        "untouched test split"
-        if args.split == "test"
-        else f"validation split (stratified {VAL_FRACTION:.0%} of the training part)"
-    )
+    where = protocol.where(args.split)
     print(
         f"\nweight-level forgetting, amount='auto', on the {where}; mean [min, max] over seeds "
         f"{args.seeds} × classes {args.classes}; forgot = runs with forget accuracy <= "
@@ -232,10 +221,7 @@ def main(argv=None) -> int:
         out["recommendation"] = recommend(summarize(rows, ("arch", "floor")))
         print(f"\nrecommended floor: {out['recommendation']}")
     errors = sum("error" in r for r in rows)
-    print(f"{len(rows)} runs, {errors} failed, {time.perf_counter() - start:.0f}s")
-    path = write_json(os.path.join(args.out, f"forget_digits_{args.split}.json"), out)
-    print(f"wrote {path}")
-    return 1 if errors else 0
+    return protocol.finish("forget_digits", args, out, errors, start)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ summaries the tables print.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+import time
+from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -22,6 +25,7 @@ from discedit_cnn import resnet, train, vgg  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
+from keras_forget.files import write_json  # noqa: E402
 
 VAL_FRACTION = 0.2
 L = keras.layers
@@ -93,3 +97,35 @@ def fmt(s: dict | None, digits: int = 3) -> str:
     if digits == 0:
         return f"{s['mean']:.0f} [{s['min']:.0f}, {s['max']:.0f}]"
     return f"{s['mean']:.{digits}f} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments every protocol benchmark takes: split, seeds, architectures, epochs, output."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--split", choices=("validation", "test"), default="test")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--archs", nargs="+", choices=list(ARCHITECTURES), default=list(ARCHITECTURES))
+    p.add_argument("--epochs", type=int, default=None, help="override every architecture's")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    return p
+
+
+def speaker(quiet: bool) -> Callable[..., None]:
+    """``print`` with flushing, or nothing with ``--quiet``."""
+    return (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+
+
+def where(split: str) -> str:
+    """What the evaluation split is, for a table's title."""
+    if split == "test":
+        return "untouched test split"
+    return f"validation split (stratified {VAL_FRACTION:.0%} of the training part)"
+
+
+def finish(name: str, args: argparse.Namespace, out: dict, failed: int, start: float) -> int:
+    """Writes ``<name>_<split>.json`` and says how it went; the exit status (1 if a run failed)."""
+    print(f"{len(out['rows'])} runs, {failed} failed, {time.perf_counter() - start:.0f}s")
+    path = write_json(os.path.join(args.out, f"{name}_{args.split}.json"), out)
+    print(f"wrote {path}")
+    return 1 if failed else 0

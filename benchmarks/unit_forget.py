@@ -27,7 +27,6 @@ Prints the tables and writes benchmarks/results/unit_forget_<split>.json.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -38,13 +37,13 @@ sys.path.insert(0, HERE)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import protocol  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from protocol import ARCHITECTURES, VAL_FRACTION, fmt, splits, spread  # noqa: E402
+from protocol import ARCHITECTURES, fmt, splits, spread  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
 from keras_forget import api  # noqa: E402
-from keras_forget.files import write_json  # noqa: E402
 
 FORGOTTEN = 0.05  # forget accuracy at or below this counts as forgotten
 KEPT = 0.02  # retain accuracy within this of before counts as kept
@@ -204,29 +203,19 @@ def run(args, say) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--split", choices=("validation", "test"), default="test")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--archs", nargs="*", choices=list(ARCHITECTURES), default=list(ARCHITECTURES))
+    p = protocol.parser(__doc__)
     p.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
-    p.add_argument("--epochs", type=int, default=None, help="override every architecture's")
     p.add_argument("--zoo", nargs="*", default=[], help="keras.applications names (test half)")
     p.add_argument("--zoo-classes", type=int, nargs="+", default=[0, 4, 8])
     p.add_argument("--zoo-epochs", type=int, default=10)
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = protocol.speaker(args.quiet)
     origin = provenance()
     start = time.perf_counter()
     rows = run(args, say)
     keys = ("arch", "granularity", "scope")
     summary = summarize(rows, keys)
-    where = (
-        "untouched test split"
-        if args.split == "test"
-        else f"validation split (stratified {VAL_FRACTION:.0%} of the training part)"
-    )
+    where = protocol.where(args.split)
     print(
         f"\nforgetting one class, amount='auto', no fine-tuning, on the {where}; mean [min, max] "
         f"over seeds {args.seeds} × classes; forgot: forget accuracy <= {FORGOTTEN}; & kept: "
@@ -238,10 +227,7 @@ def main(argv=None) -> int:
         out["recommendation"] = recommend(summary)
         print(f"\nrecommended unit-forgetting scope: {out['recommendation']}")
     errors = sum("error" in r for r in rows)
-    print(f"{len(rows)} runs, {errors} failed, {time.perf_counter() - start:.0f}s")
-    path = write_json(os.path.join(args.out, f"unit_forget_{args.split}.json"), out)
-    print(f"wrote {path}")
-    return 1 if errors else 0
+    return protocol.finish("unit_forget", args, out, errors, start)
 
 
 if __name__ == "__main__":
