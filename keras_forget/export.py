@@ -179,7 +179,7 @@ def export(
     """
     _keras.flavor(model)
     path = _check_path(path)
-    x = _check_samples(sample, _input_specs(model))
+    x = _check_samples(sample, _input_specs(model, sample))
     _check_options(tflite, sparse, int8, atol, rtol)
     names = [SAVED_MODEL] + [TFLITE] * tflite + [INT8_TFLITE] * int8
     taken = [n for n in names if os.path.lexists(os.path.join(path, n))]
@@ -245,8 +245,12 @@ Spec = tuple[tuple[int | None, ...], np.dtype]
 Batch = Any
 
 
-def _input_specs(model: Any) -> dict[str, Spec]:
-    """``{input name: (batch shape, dtype)}`` of a single-output model, in input order."""
+def _input_specs(model: Any, sample: Any = None) -> dict[str, Spec]:
+    """``{input name: (batch shape, dtype)}`` of a single-output model, in input order.
+
+    A model without Input layers (subclassed) has the shape it was built with, or
+    else the shape of ``sample``.
+    """
     try:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError):
@@ -254,7 +258,7 @@ def _input_specs(model: Any) -> dict[str, Spec]:
     if len(outputs or [None]) != 1:
         raise InvalidArgumentError("`model` must have one output.")
     if not inputs:
-        return {"input": _input_spec(model)}
+        return {"input": _input_spec(model, sample)}
     specs = {
         _tensor_name(t): (tuple(t.shape), np.dtype(tf.as_dtype(t.dtype).as_numpy_dtype))
         for t in inputs
@@ -269,14 +273,21 @@ def _tensor_name(tensor: Any) -> str:
     return str(tensor.name).split(":")[0]
 
 
-def _input_spec(model: Any) -> Spec:
+def _input_spec(model: Any, sample: Any = None) -> Spec:
     """The batch input shape and dtype of a model built without Input layers."""
     try:
-        return tuple(_keras._input_shape(model)), np.dtype("float32")
-    except Exception as error:
-        raise InvalidArgumentError(
-            f"`model` must be built with a known input shape ({error})."
-        ) from error
+        shape = _keras.input_shape(model)
+    except Exception:  # noqa: BLE001  (no shape recorded: the sample decides)
+        shape = None
+    if shape is not None and not isinstance(shape, list):
+        return tuple(shape), np.dtype("float32")
+    batch = None if sample is None else np.asarray(sample)
+    if batch is not None and batch.ndim >= 2 and batch.dtype != object:
+        return (None, *batch.shape[1:]), np.dtype("float32")
+    raise InvalidArgumentError(
+        "`model` has no recorded input shape (a subclassed model): pass `sample`, a batch of "
+        "its inputs, so the export knows what it takes."
+    )
 
 
 def _check_samples(sample: Any, specs: dict[str, Spec]) -> Batch:

@@ -306,6 +306,30 @@ def test_saved_model_only_export_serves_the_model(tmp_path):
     np.testing.assert_allclose(out.numpy(), np.asarray(MODEL(x)), atol=1e-6)
 
 
+def test_a_subclassed_tf_keras_model_exports_with_the_shape_of_its_sample(tmp_path):
+    import tf_keras
+
+    class Classifier(tf_keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.flat = tf_keras.layers.Flatten()
+            self.hidden = tf_keras.layers.Dense(16, activation="relu")
+            self.out = tf_keras.layers.Dense(10)
+
+        def call(self, x):
+            return self.out(self.hidden(self.flat(x)))
+
+    tf_keras.utils.set_random_seed(0)
+    model, x = Classifier(), _sample(6)
+    model(x)  # built by a call: no recorded input shape
+    report = ex.export(model, tmp_path / "out", tflite=True, sample=x, verbose=False)
+    interpreter = tf.lite.Interpreter(model_path=report.tflite_path)
+    assert interpreter.get_input_details()[0]["shape"].tolist()[1:] == [8, 8, 1]
+    assert report.max_abs_diff["model.tflite"] <= 1e-5
+    with pytest.raises(InvalidArgumentError, match="pass `sample`"):
+        ex.export(Classifier(), tmp_path / "none", verbose=False)
+
+
 # --- where an export writes: staging inside the destination, clear errors -------------------
 
 
