@@ -104,7 +104,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--split", choices=("validation", "test"), default="test")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--archs", nargs="+", choices=list(ARCHITECTURES), default=list(ARCHITECTURES))
+    p.add_argument("--archs", nargs="*", choices=list(ARCHITECTURES), default=list(ARCHITECTURES))
     p.add_argument("--epochs", type=int, default=None, help="override every architecture's")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
