@@ -318,3 +318,39 @@ def test_real_mobilenet_v3_small_shrinks_by_thirty_percent():
     shrunk = structured.shrink(model, _cut(graph, 0.3), graph=graph)  # checked on random data
     assert structured.count_params(shrunk) < 0.7 * structured.count_params(model)
     assert time.perf_counter() - start < 30
+
+
+def _with_lambda(km, function):
+    km.utils.set_random_seed(0)
+    inputs = km.Input((8, 8, 1))
+    h = km.layers.Dense(12, activation="relu", name="hidden")(km.layers.Flatten()(inputs))
+    h = km.layers.Lambda(function, name="fn")(h)
+    return km.Model(inputs, km.layers.Dense(10, name="out")(h))
+
+
+@pytest.mark.parametrize("flavor", ["keras3", "tf_keras"])
+def test_a_channelwise_zero_keeping_lambda_is_followed_and_shrunk(flavor):
+    import tf_keras
+
+    km = keras if flavor == "keras3" else tf_keras
+    model = _with_lambda(km, lambda t: t * 2.0)
+    graph, messages = _graph(model)
+    assert set(graph.prunable()) == {"hidden"} and not messages
+    keep = np.arange(12) % 3 != 0
+    shrunk = structured.shrink(model, {"hidden": keep}, graph=graph)  # checked equal to masked
+    assert shrunk.get_layer("hidden").units == 8 and shrunk.get_layer("out").kernel.shape[0] == 8
+
+
+@pytest.mark.parametrize(
+    "function, why",
+    [
+        (lambda t: t * keras.ops.sum(t, axis=-1, keepdims=True), "mixes channels"),
+        (lambda t: t + 1.0, "does not keep a zeroed channel at zero"),
+        (lambda t: keras.ops.concatenate([t, t], axis=-1), "changes the shape"),
+    ],
+    ids=["mixes", "shifts", "widens"],
+)
+def test_a_lambda_the_probe_rejects_leaves_its_input_whole_naming_why(function, why):
+    graph, messages = _graph(_with_lambda(keras, function))
+    assert "hidden" not in graph.prunable()
+    assert len(messages) == 1 and why in messages[0] and "'fn'" in messages[0], messages

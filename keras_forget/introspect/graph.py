@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from keras_forget.errors import KerasForgetError, UnsupportedLayerError
-from keras_forget.introspect import heads
+from keras_forget.introspect import heads, probe
 from keras_forget.introspect import ops as table
 from keras_forget.introspect.ops import CHANNELWISE, PRODUCERS, OpCall
 from keras_forget.introspect.topology import (
@@ -241,7 +241,17 @@ class Graph:
         if cls in table.NEEDS_ALL:
             self._freeze(ins[0], Reason("block", name, self._reads_all(name)))
             return ins[0]
+        if cls == "Lambda":
+            return self._lambda(name, ins[0])
         return self._unknown(name, "structured surgery does not know this layer")
+
+    def _lambda(self, name: str, layout: Layout) -> Layout:
+        """A ``Lambda``: followed when a probe finds it channel-wise and zero-preserving."""
+        why = probe.channelwise_blocker(self.layer(name), self._shape(name, output=False))
+        if why:
+            return self._unknown(name, f"it {why}")
+        self.roles[name] = "lambda"
+        return layout
 
     def _attention(self, name: str) -> Layout:
         """A ``MultiHeadAttention`` node: its heads are a group of their own.

@@ -168,6 +168,8 @@ def _rebuild(model: Any, graph: Graph, masks: dict[str, np.ndarray]) -> Any:
     """A new model like ``model`` with ``masks``' units gone (weights not set)."""
 
     def clone(layer: Any) -> Any:
+        if graph.roles.get(layer.name) == "lambda":
+            return layer  # stateless, channel-wise: its Python function needs no config round trip
         return type(layer).from_config(_shrunk_config(graph, layer, masks))
 
     return _keras.keras_module(model).models.clone_model(model, clone_function=clone)
