@@ -182,3 +182,23 @@ def test_factored_is_part_of_the_config():
     assert GradXWeight(factored=False).get_config() == {"signed": False, "factored": False}
     assert Fisher().get_config() == {"factored": True}
     assert OBD(factored=False).get_config()["factored"] is False
+
+
+def test_a_batch_too_large_for_one_pass_is_scored_in_exact_slices(batch, monkeypatch):
+    keras.utils.set_random_seed(0)
+    model = _zoo(keras)
+    x, y = batch
+    whole = _scores(model, OBD(), x, y)
+    monkeypatch.setattr(factored, "MAX_ACTIVATIONS", 1)  # one example per pass
+    calls = []
+    original = factored._factored
+
+    def counting(*args, **kwargs):
+        fast, floats = original(*args, **kwargs)
+        return (lambda xb, yb: calls.append(len(yb)) or fast(xb, yb)), floats
+
+    monkeypatch.setattr(factored, "_factored", counting)
+    sliced = _scores(model, OBD(), x, y)
+    assert set(calls) == {1}  # traced on single examples
+    for key in whole:
+        np.testing.assert_allclose(sliced[key], whole[key], rtol=1e-5, atol=1e-7, err_msg=key)

@@ -42,6 +42,10 @@ from keras_forget import _keras, distribute
 from keras_forget.introspect.registry import PrunableWeight
 from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example
 
+#: Most activation floats one factored pass holds, tapped activations × (pseudo-outputs + 1):
+#: a batch that would hold more is scored in slices (exactly: the sums add over examples).
+MAX_ACTIVATIONS = 2**26
+
 #: What is summed over examples: ``G²``, ``|G|`` or ``G``.
 STATISTICS = ("square", "abs", "sum")
 
@@ -385,9 +389,9 @@ def _factored(
     nested: list[_Nested],
     pseudo_outputs: PseudoOutputs,
     statistic: str,
-) -> Callable[[Any, tf.Tensor], list[tf.Tensor]] | None:
-    """``(x, y) -> [Σ_n stat(G_n) per kernel of linears, then of each nested]``; None if
-    the graph has no taps.
+) -> tuple[Callable[[Any, tf.Tensor], list[tf.Tensor]], int] | None:
+    """``((x, y) -> [Σ_n stat(G_n) per kernel of linears, then of each nested], floats)``;
+    None if the graph has no taps. ``floats``: the tapped activations of one example.
 
     One forward pass; one backward pass to the layers' outputs per pseudo-output,
     vectorised over the pseudo-outputs; for each nested model, one more forward
@@ -398,6 +402,8 @@ def _factored(
     if tap is None:
         return None
     count, many = len(linears), len(nested)
+    taps = [*tap.outputs, *(t for n in nested for t in n.tap.outputs)]
+    floats = sum(int(np.prod([d or 1 for d in t.shape[1:]])) for t in taps)
 
     def sums(x: Any, y: tf.Tensor) -> list[tf.Tensor]:
         with tf.GradientTape(persistent=bool(nested)) as tape:
@@ -432,7 +438,7 @@ def _factored(
             result += _reduce_all(statistic, n.linears, values[:c], n_grads)
         return result
 
-    return sums
+    return sums, floats
 
 
 def gradient_sums(
@@ -463,10 +469,12 @@ def gradient_sums(
     take = factored and pseudo_outputs is not None
     linears = _factorable(model, weights) if take else []
     nested = _nested(model, weights) if take else []
-    fast = None
-    if linears or nested:
-        fast = _factored(model, linears, nested, pseudo_outputs, statistic)
+    built = (
+        _factored(model, linears, nested, pseudo_outputs, statistic) if linears or nested else None
+    )
+    fast, floats = built or (None, 0)
     linears = [*linears, *(lin for n in nested for lin in n.linears)] if fast else []
+    micro = max(1, MAX_ACTIVATIONS // max(1, floats * (outputs + 1)))
     keys = [key for lin in linears for key in lin.keys]
     rest = {k: w.variable for k, w in weights.items() if k not in set(keys)}
     slow = reduce_per_example(pseudo_of_inputs, rest, _per_example_reduce(statistic, rest), outputs)
@@ -479,12 +487,16 @@ def gradient_sums(
         if not traced:
             traced.append(tf.function(fast))  # one trace per batch shape: pfor needs it static
         strategy = distribute.current()
-        if strategy is None:
-            sums = traced[0](tf.nest.map_structure(tf.constant, x), tf.constant(y))
-        else:
-            sums = distribute.replica_sums(strategy, traced[0], x, y)
-        for key, s in zip(keys, sums):
-            totals[key] = totals.get(key, 0.0) + np.asarray(s, np.float64)
+        for start in range(0, len(y), micro):  # exact: the sums add over examples
+            window = slice(start, start + micro)
+            xs = tf.nest.map_structure(lambda a, w=window: a[w], x)
+            ys = y[window]
+            if strategy is None:
+                sums = traced[0](tf.nest.map_structure(tf.constant, xs), tf.constant(ys))
+            else:
+                sums = distribute.replica_sums(strategy, traced[0], xs, ys)
+            for key, s in zip(keys, sums):
+                totals[key] = totals.get(key, 0.0) + np.asarray(s, np.float64)
         return totals
 
     return run
