@@ -2,12 +2,13 @@
 
 Follows the protocol of benchmarks/README.md, in two halves:
 
-- ``--split validation`` chooses the default ``scope`` of unit forgetting
-  (``kf.prune_for_class(..., granularity="unit")``, ``api.DEFAULT_SCOPE``): on a stratified 20 %
-  validation part carved from the training part, every class × seed × architecture is forgotten
-  with ``scope="global"`` and ``scope="layer"`` (``amount="auto"``, no fine-tuning), and the
-  scope recommended is the one with the most runs that forget (forget accuracy <= 5 %) while
-  keeping retain accuracy within 2 points, then the higher mean retain accuracy.
+- ``--split validation`` chooses the default ``scope`` (and, with ``--unit-methods``, the
+  score) of unit forgetting (``kf.prune_for_class(..., granularity="unit")``,
+  ``api.DEFAULT_SCOPE``): on a stratified 20 % validation part carved from the training part,
+  every class × seed × architecture is forgotten with each of ``--scopes`` × ``--unit-methods``
+  (``amount="auto"``, no fine-tuning), and the setting recommended is the one with the most
+  runs that forget (forget accuracy <= 5 %) while keeping retain accuracy within 2 points,
+  then the higher mean retain accuracy.
 - ``--split test`` reports once, on the untouched test part: the unit defaults beside
   weight-level forgetting (``kf.prune_for_class``'s default), with no fine-tuning; also what
   the report's notes said (a unit search that fell short names the weight-level call).
@@ -51,16 +52,24 @@ FORGOTTEN = 0.05  # forget accuracy at or below this counts as forgotten
 KEPT = 0.02  # retain accuracy within this of before counts as kept
 EPOCHS = {"mlp": 40, "vgg": 15, "resnet": 15}
 SCOPES = ("global", "layer")
+#: Unit scores ``--unit-methods`` can compare (``default``: the library's DISCEDIT-U).
+METHODS = {
+    "default": None,
+    "exp_norm_both": {"class_name": "exp_norm", "config": {"direction": "both"}},
+    "fisher_bound": "fisher_bound",
+}
 
 
-def forget_row(model, fit, held, target, granularity, scope=None) -> dict:
-    """One ``kf.prune_for_class`` call with defaults, measured on ``held``."""
+def forget_row(model, fit, held, target, granularity, scope=None, method=None) -> dict:
+    """One ``kf.prune_for_class`` call (defaults unless given), measured on ``held``."""
     start = time.perf_counter()
     result = kf.prune_for_class(
-        model, fit, target, granularity=granularity, scope=scope, eval_data=held, verbose=False
-    )
+        model, fit, target, granularity=granularity, scope=scope, method=METHODS.get(method),
+        eval_data=held, verbose=False,
+    )  # fmt: skip
     r = result.report
     return {
+        "method": method or "default",
         "amount": r.amount,
         "auto_reached": r.auto_reached,
         "scope": r.scope,
@@ -115,21 +124,21 @@ def table(summary: list[dict], keys: tuple[str, ...]) -> str:
 
 
 def recommend(summary: list[dict]) -> dict:
-    """The scope with the most runs forgotten and kept, then the higher mean retain accuracy."""
+    """The scope × method with the most runs forgotten and kept, then the best retain accuracy."""
     score = {}
-    for scope in SCOPES:
-        cells = [c for c in summary if c["scope"] == scope]
-        score[scope] = {
+    for scope, method in sorted({(c["scope"], c["method"]) for c in summary}):
+        cells = [c for c in summary if (c["scope"], c["method"]) == (scope, method)]
+        score[f"{scope}/{method}"] = {
             "forgot_and_kept": sum(c["forgot_and_kept"] for c in cells),
             "runs": sum(c["n"] for c in cells),
             "mean_retain_noft": float(np.mean([c["retain_noft"]["mean"] for c in cells])),
         }
-    library = api.DEFAULT_SCOPE["forget", "unit"]
+    library = f"{api.DEFAULT_SCOPE['forget', 'unit']}/default"
     best = max(
-        SCOPES,
-        key=lambda s: (score[s]["forgot_and_kept"], score[s]["mean_retain_noft"], s == library),
+        score,
+        key=lambda k: (score[k]["forgot_and_kept"], score[k]["mean_retain_noft"], k == library),
     )
-    return {"scope": best, "library_default": library, "by_scope": score}
+    return {"scope/method": best, "library_default": library, "by_setting": score}
 
 
 def _zoo_model(name: str, seed: int, data, epochs: int):
@@ -156,25 +165,26 @@ def _zoo_model(name: str, seed: int, data, epochs: int):
     return model, fit, (rgb(xt), yt)
 
 
-def _settings(args) -> list[tuple[str, str | None]]:
+def _settings(args) -> list[tuple[str, str | None, str]]:
     if args.split == "validation":
-        return [("unit", scope) for scope in SCOPES]
-    return [("unit", None), ("weight", None)]
+        return [("unit", scope, m) for scope in args.scopes for m in args.unit_methods]
+    return [("unit", None, m) for m in args.unit_methods] + [("weight", None, "default")]
 
 
 def _run_model(rows, say, base, model, fit, held, classes, settings) -> None:
     for target in classes:
-        for granularity, scope in settings:
+        for granularity, scope, method in settings:
             row = dict(base, **{"class": target, "granularity": granularity})
             try:
-                row.update(forget_row(model, fit, held, target, granularity, scope))
+                row.update(forget_row(model, fit, held, target, granularity, scope, method))
             except Exception as err:  # a failed run is counted, not dropped
                 row["error"] = f"{type(err).__name__}: {err}"
                 row["scope"] = scope or api.DEFAULT_SCOPE["forget", granularity]
+                row["method"] = method
                 traceback.print_exc()
             rows.append(row)
             say(
-                f"  {base['arch']} class {target} {granularity}/{row['scope']}: "
+                f"  {base['arch']} class {target} {granularity}/{row['scope']}/{method}: "
                 + (
                     row.get("error")
                     or f"forget {row['forget_noft']:.3f} retain {row['retain_before']:.3f}->"
@@ -214,12 +224,16 @@ def main(argv=None) -> int:
     p.add_argument("--zoo", nargs="*", default=[], help="keras.applications names (test half)")
     p.add_argument("--zoo-classes", type=int, nargs="+", default=[0, 4, 8])
     p.add_argument("--zoo-epochs", type=int, default=10)
+    p.add_argument("--scopes", nargs="+", choices=SCOPES, default=list(SCOPES),
+                   help="scopes the validation half compares")  # fmt: skip
+    p.add_argument("--unit-methods", nargs="+", choices=list(METHODS), default=["default"],
+                   help="unit scores to compare (default: the library's)")  # fmt: skip
     args = p.parse_args(argv)
     say = protocol.speaker(args.quiet)
     origin = provenance()
     start = time.perf_counter()
     rows = run(args, say)
-    keys = ("arch", "granularity", "scope")
+    keys = ("arch", "granularity", "scope", "method")
     summary = summarize(rows, keys)
     where = protocol.where(args.split)
     print(
@@ -231,7 +245,7 @@ def main(argv=None) -> int:
            "provenance": origin}  # fmt: skip
     if args.split == "validation":
         out["recommendation"] = recommend(summary)
-        print(f"\nrecommended unit-forgetting scope: {out['recommendation']}")
+        print(f"\nrecommended unit-forgetting scope/method: {out['recommendation']}")
     errors = sum("error" in r for r in rows)
     return protocol.finish("unit_forget", args, out, errors, start)
 

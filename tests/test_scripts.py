@@ -248,7 +248,7 @@ def test_unit_forget_benchmark_runs_both_halves(tmp_path):
     assert result["split"] == "test"
     assert {r["granularity"] for r in result["rows"]} == {"unit", "weight"}
     chosen = json.loads((tmp_path / "unit_forget_validation.json").read_text())
-    assert chosen["recommendation"]["scope"] in ("global", "layer")
+    assert chosen["recommendation"]["scope/method"] in ("global/default", "layer/default")
 
 
 @pytest.mark.slow
