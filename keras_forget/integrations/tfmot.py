@@ -10,7 +10,9 @@ Subclassed tf_keras models have no layer graph to rebuild with wrappers
 (tf_keras' ``clone_model`` refuses them): their masks are held as variable
 constraints (:class:`HeldMask`), which every tf_keras optimizer applies after
 each update, like :class:`keras_forget.surgery.masking.MaskConstraint` on
-Keras 3.
+Keras 3. So are the masks of weights inside a model's layer that tfmot cannot
+wrap: the sublayers of a ``MultiHeadAttention``, whose call (``query, value,
+...``) does not fit the wrapper's ``call(inputs, training)``.
 
 tfmot is imported only here, and only through ``_keras.tfmot()``.
 """
@@ -24,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_forget import _keras
-from keras_forget.introspect.registry import PATCHED, prunable_weights
+from keras_forget.introspect.registry import PATCHED, all_weights, prunable_weights
 
 
 def _sparsity():
@@ -105,14 +107,24 @@ def _constrain(variable: Any, mask: np.ndarray) -> None:
         variable._constraint = HeldMask(mask, variable.constraint)
 
 
-def _held_constraints(model: Any) -> dict[str, HeldMask]:
-    """``{weight key: HeldMask}`` over the prunable weights held by constraints."""
-    out = {}
-    for key, weight in prunable_weights(model, required=False).items():
-        constraint = getattr(weight.variable, "constraint", None)
-        if isinstance(constraint, HeldMask):
-            out[key] = constraint
+def _constrained_weights(model: Any) -> dict[str, Any]:
+    """``{weight key: variable}`` over the weights held by a :class:`HeldMask`.
+
+    Prunable weights take their registry key; any other weight (a bias inside
+    a ``MultiHeadAttention``) its :func:`all_weights` key.
+    """
+    out, seen = {}, set()
+    listed = {k: w.variable for k, w in prunable_weights(model, required=False).items()}
+    for key, variable in [*listed.items(), *all_weights(model).items()]:
+        if id(variable) not in seen and isinstance(getattr(variable, "constraint", None), HeldMask):
+            out[key] = variable
+            seen.add(id(variable))
     return out
+
+
+def _held_constraints(model: Any) -> dict[str, HeldMask]:
+    """``{weight key: HeldMask}`` over the weights held by constraints."""
+    return {k: v.constraint for k, v in _constrained_weights(model).items()}
 
 
 def wrap_with_masks(model: Any, masks: Mapping[str, np.ndarray], schedule: Any = None) -> Any:
@@ -211,7 +223,7 @@ def assign_masks(model: Any, masks: Mapping[str, np.ndarray]) -> None:
             weight, mask_var = held[key]
             mask_var.assign(mask)
         elif key in constrained:
-            _constrain(weights[key].variable, mask)
+            _constrain(_constrained_weights(model)[key], mask)
             continue
         else:
             weight = weights[key].variable
@@ -266,10 +278,8 @@ def strip(model: Any) -> Any:
     """
     if not is_wrapped(model):
         copy = _keras.clone(model)
-        for weight in prunable_weights(copy, required=False).values():
-            constraint = getattr(weight.variable, "constraint", None)
-            if isinstance(constraint, HeldMask):
-                weight.variable._constraint = constraint.inner
+        for variable in _constrained_weights(copy).values():
+            variable._constraint = variable.constraint.inner
         return copy
     masked = {id(w): w.numpy() * m.numpy() for w, m in _mask_vars(model).values()}
     masked.update({id(w): w.numpy() * m for w, m in getattr(model, UNHELD, {}).values()})
@@ -329,11 +339,8 @@ def remask(model: Any) -> None:
     """
     for weight, mask in _mask_vars(model).values():
         weight.assign(weight * mask)
-    constrained = _held_constraints(model)
-    weights = prunable_weights(model, required=False) if constrained else {}
-    for key, held in constrained.items():
-        weight = weights[key].variable
-        weight.assign(weight * tf.cast(held.variable, weight.dtype))
+    for weight in _constrained_weights(model).values():
+        weight.assign(weight * tf.cast(weight.constraint.variable, weight.dtype))
 
 
 def wrap_with_weight_masks(
@@ -349,14 +356,30 @@ def wrap_with_weight_masks(
     recorded like unwrapped weights, so :func:`strip`, :func:`read_masks` and
     the :func:`callbacks` see them.
 
+    A weight of a layer's sublayer (``"mha/query/kernel"``: a
+    ``MultiHeadAttention``, which the wrapper cannot call) is not wrapped: its
+    mask is held by a :class:`HeldMask` constraint, which the optimizer
+    applies after every update.
+
     Args:
         model: a tf_keras model owned by the caller (its layers are reused).
-        masks: ``{"<layer name>/<weight name>": bool array}``.
+        masks: ``{"<layer name>/<weight name>": bool array}`` (or
+            ``"<layer>/<sublayer>/<weight>"``).
         schedule: the tfmot schedule; default :func:`fixed_mask_schedule`.
 
     Returns:
         The wrapped model, with masked weights zero.
     """
+    inner = {k: m for k, m in masks.items() if k.count("/") > 1}
+    wrapped = _wrap_layers(model, {k: m for k, m in masks.items() if k not in inner}, schedule)
+    variables = all_weights(wrapped) if inner else {}
+    for key, mask in inner.items():
+        _constrain(variables[key], mask)
+    return wrapped
+
+
+def _wrap_layers(model: Any, masks: Mapping[str, np.ndarray], schedule: Any) -> Any:
+    """:func:`wrap_with_weight_masks` for keys ``"<layer name>/<weight name>"``."""
     sparsity = _sparsity()
     schedule = schedule or fixed_mask_schedule()
     names: dict[str, list[str]] = {}

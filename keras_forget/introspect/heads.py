@@ -1,23 +1,26 @@
-"""Attention heads as units: the heads of a Keras 3 ``MultiHeadAttention`` layer.
+"""Attention heads as units: the heads of a ``MultiHeadAttention`` layer.
 
-A ``MultiHeadAttention`` layer with ``num_heads`` heads holds four (five with
-``use_gate``) ``EinsumDense`` sublayers. The query, key, value (and gate)
-kernels are ``[d, heads, dim]`` and their biases ``[heads, dim]``: the heads
-are axis -2 of each. The output kernel is ``[heads, value_dim, d]``: the heads
-are axis 0; its bias ``[d]`` belongs to no head. Removing head h zeroes its
-slices, so its attention output (a softmax-weighted sum of zero values) and
-its share of the output projection are exactly zero; shrinking drops them and
-lowers ``num_heads``.
+A ``MultiHeadAttention`` layer (Keras 3 or tf_keras) with ``num_heads`` heads
+holds four (five with Keras 3's ``use_gate``) ``EinsumDense`` sublayers. The
+query, key, value (and gate) kernels are ``[d, heads, dim]`` and their biases
+``[heads, dim]``: the heads are axis -2 of each. The output kernel is
+``[heads, value_dim, d]``: the heads are axis 0; its bias ``[d]`` belongs to
+no head. Removing head h zeroes its slices, so its attention output (a
+softmax-weighted sum of zero values) and its share of the output projection
+are exactly zero; shrinking drops them and lowers ``num_heads``.
 
 A head's feature for data scores is the L2 norm over ``value_dim`` of its
 attention output before the output projection, per example and per query
 position, ``[batch, tokens, heads]``, computed from the layer's own sublayers
-on the layer's inputs (:func:`norms`). Weight keys follow
-:mod:`.registry`: ``"<layer>/<sublayer>/<weight>"`` (``"mha/query/kernel"``).
+on the layer's inputs (:func:`norms`): a layer of the model's own Keras,
+:class:`HeadNorms` on Keras 3 and its tf_keras twin (built with ``tf`` ops) on
+tf_keras. Weight keys follow :mod:`.registry`: ``"<layer>/<sublayer>/<weight>"``
+(``"mha/query/kernel"``).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Iterator
 from typing import Any
@@ -47,8 +50,6 @@ def blocker(layer: Any) -> str | None:
     Returns:
         A reason (a clause completing "the heads ..."), or None.
     """
-    if not isinstance(layer, keras.layers.Layer):  # tf_keras
-        return "are cut in Keras 3 models only"
     if not all(hasattr(layer, a) for a in ("_query_dense", "_compute_attention")):
         return "are not those of a known MultiHeadAttention layer"
     nodes = getattr(layer, "_inbound_nodes", [])
@@ -67,9 +68,11 @@ def blocker(layer: Any) -> str | None:
 def _arguments(layer: Any) -> dict[str, Any]:
     """``{argument name: value}`` of the layer's call (defaults left out)."""
     node = layer._inbound_nodes[0]
-    bound = inspect.signature(layer.call).bind_partial(
-        *node.arguments.args, **node.arguments.kwargs
-    )
+    if hasattr(node, "arguments"):  # Keras 3
+        args, kwargs = node.arguments.args, node.arguments.kwargs
+    else:  # tf_keras
+        args, kwargs = node.call_args, node.call_kwargs
+    bound = inspect.signature(layer.call).bind_partial(*args, **kwargs)
     return {k: v for k, v in bound.arguments.items() if v is not False}
 
 
@@ -195,18 +198,52 @@ class HeadNorms(keras.layers.Layer):
         return (*tuple(query_shape)[:-1], self._attention.num_heads)
 
 
+@functools.cache
+def _tf_keras_head_norms() -> type:
+    """:class:`HeadNorms`' tf_keras twin (a class made once, when first needed)."""
+    import tensorflow as tf
+    import tf_keras
+
+    class TFKerasHeadNorms(tf_keras.layers.Layer):
+        """:class:`HeadNorms` for a tf_keras ``MultiHeadAttention``, with ``tf`` ops.
+
+        Args:
+            attention: the ``MultiHeadAttention`` layer (referenced, not tracked).
+            causal: whether its call used ``use_causal_mask=True``.
+            **kwargs: passed to ``tf_keras.layers.Layer``.
+        """
+
+        def __init__(self, attention: Any, causal: bool = False, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            object.__setattr__(self, "_attention", attention)
+            self.causal = bool(causal)
+
+        def call(self, query: Any, value: Any, key: Any = None) -> Any:
+            """The head norms ``[batch, tokens, heads]`` (see :meth:`HeadNorms.call`)."""
+            mha = self._attention
+            key = value if key is None else key
+            mask = mha._compute_attention_mask(query, value, key=key, use_causal_mask=self.causal)
+            q, k, v = mha._query_dense(query), mha._key_dense(key), mha._value_dense(value)
+            out, _ = mha._compute_attention(q, k, v, mask, False)
+            return tf.sqrt(tf.reduce_sum(tf.square(out), axis=-1))
+
+    return TFKerasHeadNorms
+
+
 def norms(layer: Any) -> Any:
     """The symbolic head features of ``layer``, on the tensors its call read.
 
     Args:
-        layer: a ``MultiHeadAttention`` layer called once in a Keras 3 functional
-            model (see :func:`blocker`).
+        layer: a ``MultiHeadAttention`` layer called once in a Keras 3 or
+            tf_keras functional model (see :func:`blocker`).
 
     Returns:
-        A Keras tensor ``[batch, tokens, heads]`` of that model's graph.
+        A Keras tensor ``[batch, tokens, heads]`` of that model's graph (a
+        tf_keras one for a tf_keras layer).
     """
     arguments = _arguments(layer)
     causal = bool(arguments.get("use_causal_mask", False))
     inputs = [arguments["query"], arguments["value"]]
     inputs += [arguments["key"]] if arguments.get("key") is not None else []
-    return HeadNorms(layer, causal, name=f"{layer.name}_head_norms")(*inputs)
+    kind = HeadNorms if isinstance(layer, keras.layers.Layer) else _tf_keras_head_norms()
+    return kind(layer, causal, name=f"{layer.name}_head_norms")(*inputs)

@@ -154,8 +154,9 @@ def mask_weights(model: Any, masks: Mapping[str, np.ndarray], *, inplace: bool =
     On Keras 3 every trainable masked weight gets a :class:`MaskConstraint`;
     non-trainable ones (moving statistics) are zeroed once. tf_keras models
     are wrapped with tfmot's ``PruneLowMagnitude``, whose mask variables hold
-    every masked weight of the layer (see
-    :func:`keras_forget.integrations.tfmot.wrap_with_weight_masks`).
+    every masked weight of the layer; a weight of a sublayer (an attention
+    head's slices, ``"mha/query/kernel"``) is held by a variable constraint
+    instead (see :func:`keras_forget.integrations.tfmot.wrap_with_weight_masks`).
 
     Args:
         model: a Keras 3 or tf_keras model.
