@@ -356,6 +356,7 @@ def prune_for_class(
     """
     distribute.check(strategy)
     left = _common(model, granularity, batch_size, verbose, fine_tune, strict)
+    fine_tune = training.resolve(fine_tune, "forget", granularity)
     score = _method(method, "forget", granularity)
     amount = amount_search.check(amount, granularity)
     scope = selection.check_scope(DEFAULT_SCOPE["forget", granularity] if scope is None else scope)
@@ -529,6 +530,7 @@ def prune(
     """
     distribute.check(strategy)
     left = _common(model, granularity, batch_size, verbose, fine_tune, strict)
+    fine_tune = training.resolve(fine_tune, "compress", granularity)
     score = _compress_method(method, granularity)
     if granularity == "unit":
         sparsity = selection.check_unit_amount(sparsity, "sparsity")

@@ -339,3 +339,32 @@ def test_forget_examples_are_checked_before_any_work(trained_keras3, digits, cas
         kwargs["forget"] = (x[:0], y[:0])
     with pytest.raises(kf.InvalidArgumentError, match=message):
         kf.prune_for_class(trained_keras3, (x, y), target, verbose=False, **kwargs)
+
+
+def test_fine_tuning_takes_the_learning_rate_chosen_for_the_job(
+    trained_keras3, digits, monkeypatch
+):
+    from keras_forget import training
+
+    seen = []
+    original = training.fine_tune
+
+    def spy(model, config, data, **kwargs):
+        seen.append(config.learning_rate)
+        return original(model, config, data, **kwargs)
+
+    monkeypatch.setattr(kf.pipeline, "fine_tune", spy)
+    train, _ = digits
+    small = (train[0][:256], train[1][:256])
+    tune = kf.FineTune(epochs=1)
+    kf.prune_for_class(trained_keras3, small, 3, amount=0.01, fine_tune=tune, verbose=False)
+    kf.prune(trained_keras3, small, sparsity=0.5, fine_tune=tune, verbose=False)
+    kf.prune(
+        trained_keras3, small, sparsity=0.25, granularity="unit", fine_tune=tune, verbose=False
+    )
+    mine = kf.FineTune(epochs=1, learning_rate=5e-3)
+    kf.prune(trained_keras3, small, sparsity=0.5, fine_tune=mine, verbose=False)
+    rates = training.DEFAULT_LEARNING_RATE
+    assert seen == [rates["forget", "weight"], rates["compress", "weight"],
+                    rates["compress", "unit"], 5e-3]  # fmt: skip
+    assert tune.learning_rate is None  # the caller's FineTune is not changed

@@ -259,5 +259,7 @@ def test_fine_tune_benchmark_recommends_a_rate(tmp_path):
         "--out", str(tmp_path),
     )  # fmt: skip
     result = json.loads((tmp_path / "fine_tune_validation.json").read_text())
-    assert result["recommendation"]["learning_rate"] in (1e-4, 1e-3) and "unit 50%" in out
+    chosen = result["recommendation"]["by_task"]
+    assert set(chosen) == {"weight 90%", "unit 50%", "forget"} and "unit 50%" in out
+    assert all(c["learning_rate"] in (1e-4, 1e-3) for c in chosen.values())
     assert {r["task"] for r in result["rows"]} == {"weight 90%", "unit 50%", "forget"}
