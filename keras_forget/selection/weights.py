@@ -18,7 +18,10 @@ SCOPES = ("global", "layer")
 #: Score normalizations :func:`select` knows (None: the scores as they are).
 NORMALIZATIONS = ("lamp",)
 #: The forget-vs-retain contrast's floor, in units of the mean retain score
-#: (see :func:`contrast`); the one default every caller uses.
+#: (see :func:`contrast`); the one default every caller uses. On validation splits
+#: (benchmarks/forget_digits.py --split validation: 3 seeds × MLP, VGG- and ResNet-style
+#: CNNs × 10 classes) floors 0.01, 0.1 and 1.0 all forgot every class, with mean retain
+#: accuracy 0.9828 / 0.9828 / 0.9819: a tie, so it stays.
 FLOOR = 0.1
 
 
