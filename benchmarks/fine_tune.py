@@ -36,13 +36,12 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 import protocol  # noqa: E402
-from protocol import ARCHITECTURES, fmt, splits, spread  # noqa: E402
+from protocol import fmt, spread  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
 from keras_forget import training  # noqa: E402
 
-EPOCHS = {"mlp": 40, "vgg": 15, "resnet": 15}
 FORGOTTEN = 0.05
 RATES = (1e-4, 3e-4, 1e-3)
 
@@ -70,22 +69,17 @@ def _calls(model, fit, held, classes, rate) -> list[tuple[str, dict]]:
 
 def run(args, say) -> list[dict]:
     rows = []
-    for seed in args.seeds:
-        fit, held = splits(args.split, seed)
-        for arch in args.archs:
-            build, train = ARCHITECTURES[arch]
-            model = train(build(seed=seed), (fit, None), epochs=args.epochs or EPOCHS[arch],
-                          seed=seed)  # fmt: skip
-            dense = kf.evaluate(model, held).accuracy
-            for rate in args.rates:
-                base = {"seed": seed, "arch": arch, "rate": rate, "dense": dense}
-                try:
-                    for task, measures in _calls(model, fit, held, args.classes, rate):
-                        rows.append(dict(base, task=task, **measures))
-                except Exception as err:  # a failed run is counted, not dropped
-                    rows.append(dict(base, task="error", error=f"{type(err).__name__}: {err}"))
-                    traceback.print_exc()
-                say(f"[seed {seed}] {arch} lr {rate:g}: done")
+    for seed, arch, fit, held, model, _ in protocol.trained(args, say):
+        dense = kf.evaluate(model, held).accuracy
+        for rate in args.rates:
+            base = {"seed": seed, "arch": arch, "rate": rate, "dense": dense}
+            try:
+                for task, measures in _calls(model, fit, held, args.classes, rate):
+                    rows.append(dict(base, task=task, **measures))
+            except Exception as err:  # a failed run is counted, not dropped
+                rows.append(dict(base, task="error", error=f"{type(err).__name__}: {err}"))
+                traceback.print_exc()
+            say(f"[seed {seed}] {arch} lr {rate:g}: done")
     return rows
 
 

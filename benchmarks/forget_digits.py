@@ -38,7 +38,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 import protocol  # noqa: E402
-from protocol import ARCHITECTURES, fmt, splits, spread  # noqa: E402
+from protocol import ARCHITECTURES, fmt, spread  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
@@ -50,7 +50,6 @@ FORGOTTEN = 0.05  # forget accuracy at or below this counts as forgotten
 #: Mean retain accuracies closer than this count as a tie (0.1 point: about a third of one
 #: validation image per run).
 TIE = 1e-3
-EPOCHS = {"mlp": 40, "vgg": 15, "resnet": 15}
 FINE_TUNE = kf.FineTune(epochs=1)
 
 
@@ -160,50 +159,42 @@ def recommend(summary) -> dict:
 
 def run(args, say) -> list[dict]:
     rows = []
-    for seed in args.seeds:
-        fit, held = splits(args.split, seed)
-        for arch in args.archs:
-            build, train = ARCHITECTURES[arch]
-            epochs = args.epochs or EPOCHS[arch]
-            tick = time.perf_counter()
-            model = train(build(seed=seed), (fit, None), epochs=epochs, seed=seed)
-            train_seconds = time.perf_counter() - tick
-            say(f"[seed {seed}] {arch}: trained in {train_seconds:.0f}s")
-            retrain_seconds = []
-            for i, target in enumerate(args.classes):
-                base = {"seed": seed, "arch": arch, "class": target}
-                if args.split == "test" and i < args.retrain_classes:
-                    gold = retrain_row(arch, seed, fit, held, target, epochs)
-                    retrain_seconds.append(gold["seconds"])
-                    rows.append(dict(base, method="retrain", time_vs_retrain=1.0, **gold))
-                settings = (
-                    [(m, None) for m in args.methods]
-                    if args.split == "test"
-                    else [(args.methods[0], f) for f in args.floors]
+    for seed, arch, fit, held, model, epochs in protocol.trained(args, say):
+        retrain_seconds = []
+        for i, target in enumerate(args.classes):
+            base = {"seed": seed, "arch": arch, "class": target}
+            if args.split == "test" and i < args.retrain_classes:
+                gold = retrain_row(arch, seed, fit, held, target, epochs)
+                retrain_seconds.append(gold["seconds"])
+                rows.append(dict(base, method="retrain", time_vs_retrain=1.0, **gold))
+            settings = (
+                [(m, None) for m in args.methods]
+                if args.split == "test"
+                else [(args.methods[0], f) for f in args.floors]
+            )
+            for method, floor in settings:
+                row = dict(base, method=method, floor=floor or selection.FLOOR)
+                try:
+                    tune = args.split == "test" and method == args.methods[0]
+                    row.update(forget_row(model, fit, held, target, method, floor, tune))
+                except Exception as err:  # a failed run is counted, not dropped
+                    row["error"] = f"{type(err).__name__}: {err}"
+                    traceback.print_exc()
+                rows.append(row)
+                say(
+                    f"  class {target} {method} floor {row['floor']}: "
+                    + (
+                        row.get("error")
+                        or f"forget {row['forget_noft']:.3f} retain "
+                        f"{row['retain_before']:.3f}->{row['retain_noft']:.3f} "
+                        f"amount {row['amount']:.4f}"
+                    )  # fmt: skip
                 )
-                for method, floor in settings:
-                    row = dict(base, method=method, floor=floor or selection.FLOOR)
-                    try:
-                        tune = args.split == "test" and method == args.methods[0]
-                        row.update(forget_row(model, fit, held, target, method, floor, tune))
-                    except Exception as err:  # a failed run is counted, not dropped
-                        row["error"] = f"{type(err).__name__}: {err}"
-                        traceback.print_exc()
-                    rows.append(row)
-                    say(
-                        f"  class {target} {method} floor {row['floor']}: "
-                        + (
-                            row.get("error")
-                            or f"forget {row['forget_noft']:.3f} retain "
-                            f"{row['retain_before']:.3f}->{row['retain_noft']:.3f} "
-                            f"amount {row['amount']:.4f}"
-                        )  # fmt: skip
-                    )
-            per_retrain = float(np.mean(retrain_seconds)) if retrain_seconds else None
-            for r in rows:
-                if r["seed"] == seed and r["arch"] == arch and r["method"] != "retrain":
-                    if per_retrain and "seconds" in r:
-                        r["time_vs_retrain"] = r["seconds"] / per_retrain
+        per_retrain = float(np.mean(retrain_seconds)) if retrain_seconds else None
+        for r in rows:
+            if r["seed"] == seed and r["arch"] == arch and r["method"] != "retrain":
+                if per_retrain and "seconds" in r:
+                    r["time_vs_retrain"] = r["seconds"] / per_retrain
     return rows
 
 

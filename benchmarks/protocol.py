@@ -28,6 +28,8 @@ import keras_forget as kf  # noqa: E402
 from keras_forget.files import write_json  # noqa: E402
 
 VAL_FRACTION = 0.2
+#: Training epochs of each architecture (the digits reach their plateau by then).
+EPOCHS = {"mlp": 40, "vgg": 15, "resnet": 15}
 L = keras.layers
 
 
@@ -97,6 +99,20 @@ def fmt(s: dict | None, digits: int = 3) -> str:
     if digits == 0:
         return f"{s['mean']:.0f} [{s['min']:.0f}, {s['max']:.0f}]"
     return f"{s['mean']:.{digits}f} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
+
+
+def trained(args: argparse.Namespace, say: Callable[..., None]):
+    """Yields ``(seed, arch, fit, held, model, epochs)``: each of ``args.archs`` trained on
+    the fit part of each seed's ``args.split``."""
+    for seed in args.seeds:
+        fit, held = splits(args.split, seed)
+        for arch in args.archs:
+            build, train = ARCHITECTURES[arch]
+            epochs = args.epochs or EPOCHS[arch]
+            tick = time.perf_counter()
+            model = train(build(seed=seed), (fit, None), epochs=epochs, seed=seed)
+            say(f"[seed {seed}] {arch}: trained in {time.perf_counter() - tick:.0f}s")
+            yield seed, arch, fit, held, model, epochs
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

@@ -41,7 +41,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import protocol  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from protocol import ARCHITECTURES, fmt, splits, spread  # noqa: E402
+from protocol import fmt, splits, spread  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
@@ -50,7 +50,6 @@ from keras_forget.surgery import structured  # noqa: E402
 
 FORGOTTEN = 0.05  # forget accuracy at or below this counts as forgotten
 KEPT = 0.02  # retain accuracy within this of before counts as kept
-EPOCHS = {"mlp": 40, "vgg": 15, "resnet": 15}
 SCOPES = ("global", "layer")
 #: Unit scores ``--unit-methods`` can compare (``default``: the library's DISCEDIT-U).
 METHODS = {
@@ -196,16 +195,9 @@ def _run_model(rows, say, base, model, fit, held, classes, settings) -> None:
 def run(args, say) -> list[dict]:
     rows: list[dict] = []
     settings = _settings(args)
-    for seed in args.seeds:
-        fit, held = splits(args.split, seed)
-        for arch in args.archs:
-            build, train = ARCHITECTURES[arch]
-            tick = time.perf_counter()
-            epochs = args.epochs or EPOCHS[arch]
-            model = train(build(seed=seed), (fit, None), epochs=epochs, seed=seed)
-            say(f"[seed {seed}] {arch}: trained in {time.perf_counter() - tick:.0f}s")
-            base = {"seed": seed, "arch": arch}
-            _run_model(rows, say, base, model, fit, held, args.classes, settings)
+    for seed, arch, fit, held, model, _ in protocol.trained(args, say):
+        base = {"seed": seed, "arch": arch}
+        _run_model(rows, say, base, model, fit, held, args.classes, settings)
     for name in args.zoo if args.split == "test" else ():
         tick = time.perf_counter()
         model, fit, held = _zoo_model(name, args.seeds[0], splits("test", args.seeds[0]),
