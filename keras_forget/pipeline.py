@@ -277,19 +277,28 @@ def _weight_level_hint(job: Job) -> str:
 
 
 def _notes(job: Job, reached: bool | None, before: Any, after: Any) -> tuple[str, ...]:
-    """Notes for the report: unit-level forgetting that fell short or harmed the rest."""
-    if job.granularity != "unit" or not job.targets:
+    """Notes for the report: class forgetting that fell short or harmed the rest."""
+    if not job.targets:
         return ()
+    units = job.granularity == "unit"
     notes = []
-    if reached is False:
+    if reached is False and units:
         notes.append(f"amount='auto' did not reach its goal. {_weight_level_hint(job)}")
     if before is not None and after is not None and before.retain_accuracy is not None:
         lost = before.retain_accuracy - after.retain_accuracy
         if lost > RETAIN_LOSS_NOTE:
+            what = "units" if units else "weights"
+            advice = (
+                _weight_level_hint(job)
+                if units
+                else (
+                    "Fine-tuning on the retained data (`fine_tune=kf.FineTune()`) can recover it."
+                )
+            )
             notes.append(
                 f"retain accuracy fell {lost:.3f} ({before.retain_accuracy:.3f} -> "
-                f"{after.retain_accuracy:.3f}): the units removed also served other classes. "
-                + _weight_level_hint(job)
+                f"{after.retain_accuracy:.3f}): the {what} removed also served other classes. "
+                + advice
             )
     return tuple(notes)
 

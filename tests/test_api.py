@@ -211,7 +211,7 @@ def test_unit_forgetting_that_cannot_forget_says_so_and_names_the_weight_call(di
     assert "note: amount='auto' did not reach" in str(result.report)
 
 
-def test_the_report_notes_retain_harm_of_unit_forgetting_only():
+def test_the_report_notes_retain_harm_of_forgetting():
     from keras_forget import pipeline
     from keras_forget.metrics import Evaluation
 
@@ -223,7 +223,9 @@ def test_the_report_notes_retain_harm_of_unit_forgetting_only():
     assert "retain accuracy fell 0.400" in note and "kf.prune_for_class(model, data, 3)" in note
     assert pipeline._notes(job, True, before, kept) == ()
     weights = pipeline.Job("weight", None, 0.1, "global", (3,), None, 10)
-    assert pipeline._notes(weights, True, before, hurt) == ()
+    (note,) = pipeline._notes(weights, True, before, hurt)  # weights: fine-tuning is the advice
+    assert "weights removed" in note and "FineTune" in note
+    assert pipeline._notes(weights, True, before, kept) == ()
 
 
 def test_gradual_pruning_keeps_its_history(trained_keras3, digits):
