@@ -203,8 +203,10 @@ def run_one(name: str, flavor: str, args) -> dict:
         return row
     train, test = _data(model, args.train, args.test)
     model.compile(km.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(*train, epochs=args.epochs, batch_size=32, verbose=0)
+    epochs = args.custom_epochs if name in CUSTOM else args.epochs
+    model.fit(*train, epochs=epochs, batch_size=32, verbose=0)
     row["build_train_seconds"] = round(time.perf_counter() - tick, 1)
+    row["trained_accuracy"] = float(model.evaluate(*test, verbose=0)[1])
     run = dict(eval_data=test, verbose=False)
     cells = {
         "forget": lambda: _summary(kf.prune_for_class(model, train, 3, **run)),
@@ -239,6 +241,7 @@ def _export(model, sample) -> dict:
 def _child(name: str, flavor: str, args) -> dict:
     command = [sys.executable, __file__, "--one", name, "--flavors", flavor,
                "--verbs", *args.verbs, "--size", str(args.size), "--epochs", str(args.epochs),
+               "--custom-epochs", str(args.custom_epochs),
                "--train", str(args.train), "--test", str(args.test),
                "--max-params", str(args.max_params)]  # fmt: skip
     tick = time.perf_counter()
@@ -262,16 +265,31 @@ def _short(cell: dict | None) -> str:
     return cell["status"].replace("refused: ", "no: ").replace(" left whole", " whole")
 
 
+def _forgetting(cell: dict | None) -> str:
+    """Forget and retain accuracy before -> after the weight-level forget verb."""
+    if not cell or "before" not in cell or "after" not in cell:
+        return "-"
+    b, a = cell["before"], cell["after"]
+    if b.get("forget") is None:
+        return "-"
+    return f"{b['forget']:.2f}>{a['forget']:.2f} {b['retain']:.2f}>{a['retain']:.2f}"
+
+
 def table(rows: list[dict], verbs: tuple[str, ...]) -> str:
-    head = f"{'model':<20} {'flavor':<8} {'params':>8} " + " ".join(f"{v:<22}" for v in verbs)
-    lines = [head + f" {'peak MB':>7} {'s':>6}"]
+    """One line per model: the trained accuracy, each verb's status, forgetting, memory, time."""
+    head = f"{'model':<20} {'flavor':<8} {'params':>8} {'acc':>5} "
+    head += " ".join(f"{v:<22}" for v in verbs)
+    lines = [head + f" {'forget f / retain':<19} {'peak MB':>7} {'s':>6}"]
     for r in rows:
         start = f"{r['model']:<20} {r['flavor']:<8} {r.get('params', 0) / 1e6:>7.1f}M "
         if "skipped" in r or "crashed" in r:
             lines.append(start + (r.get("skipped") or "CRASHED " + r["crashed"][:80]))
             continue
+        accuracy = r.get("trained_accuracy")
+        start += f"{accuracy:>5.2f} " if accuracy is not None else f"{'-':>5} "
         cells = " ".join(f"{_short(r.get(v)):<22}" for v in verbs)
-        lines.append(start + cells + f" {r.get('peak_rss_mb', 0):>7} {r.get('wall_seconds', 0):>6}")
+        tail = f" {_forgetting(r.get('forget')):<19} {r.get('peak_rss_mb', 0):>7}"
+        lines.append(start + cells + tail + f" {r.get('wall_seconds', 0):>6}")
     return "\n".join(lines)
 
 
@@ -308,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flavors", nargs="*", default=["keras3", "tf_keras"])
     p.add_argument("--verbs", nargs="*", default=list(VERBS), choices=VERBS)
     p.add_argument("--size", type=int, default=32, help="input side (models accepting it)")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=2, help="training epochs of an application")
+    p.add_argument(
+        "--custom-epochs",
+        type=int,
+        default=30,
+        help="training epochs of the small custom classifiers (cheap, so trained well)",
+    )
     p.add_argument("--train", type=int, default=400, help="training / scoring examples")
     p.add_argument("--test", type=int, default=200)
     p.add_argument("--max-params", type=float, default=30e6)
