@@ -25,7 +25,12 @@ def _zoo():
 
 ZOO = _zoo()
 SETTINGS = argparse.Namespace(
-    size=32, max_params=30e6, train=200, test=100, epochs=3, custom_epochs=3,
+    size=32,
+    max_params=30e6,
+    train=200,
+    test=100,
+    epochs=3,
+    custom_epochs=3,
     verbs=ZOO.VERBS,
 )
 
