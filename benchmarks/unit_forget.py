@@ -56,6 +56,7 @@ METHODS = {
     "default": None,
     "exp_norm_both": {"class_name": "exp_norm", "config": {"direction": "both"}},
     "fisher_bound": "fisher_bound",
+    "taylor": "taylor",
 }
 
 

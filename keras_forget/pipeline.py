@@ -145,6 +145,7 @@ def _unit_masks_for(graph: Graph, job: Job, data: Data | None) -> Callable[[Any]
         target_classes=job.targets or None,
         batch_size=job.batch_size,
         verbose=job.verbose,
+        objective=job.objective,
     )
     return lambda a: selection.select_units(scores, a, scope=job.scope, highest=job.forgetting)
 

@@ -14,6 +14,7 @@ from keras_forget.scores.l1 import L1Norm, RandomUnits
 from keras_forget.scores.magnitude import Magnitude, Random
 from keras_forget.scores.obd import OBD
 from keras_forget.scores.objective import Objective
+from keras_forget.scores.taylor import Taylor
 from keras_forget.scores.units import UnitScore
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "RandomUnits",
     "Score",
     "ScoreMap",
+    "Taylor",
     "UnitScore",
     "get",
     "names",

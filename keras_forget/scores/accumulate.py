@@ -158,6 +158,26 @@ def _features(graph: Graph, key: str) -> Any:
     return heads.norms(layer) if group.kind == "heads" else layer.output
 
 
+def _from_gradients(
+    graph: Graph,
+    data: Data,
+    method: Any,
+    objective: Objective | None,
+    target_classes: Sequence[int] | None,
+    run: dict,
+) -> dict[str, np.ndarray]:
+    """A unit score made of weight-level gradient scores (``method.needs_gradients``)."""
+    objective = objective or Objective()
+    weight_score = method.weight_score()
+    if target_classes:
+        forget, retain = score_split(
+            graph.model, data, weight_score, objective, target_classes, **run
+        )
+        return method.from_weight_scores(graph, forget, retain)
+    everything = score(graph.model, data, weight_score, objective, **run)
+    return method.from_weight_scores(graph, None, everything)
+
+
 def score_units(
     graph: Graph,
     data: Data | None,
@@ -167,6 +187,7 @@ def score_units(
     target_classes: Sequence[int] | None = None,
     batch_size: int = 64,
     verbose: bool = False,
+    objective: Objective | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores every prunable unit group of ``graph.model`` over all of ``data``.
 
@@ -178,6 +199,8 @@ def score_units(
         target_classes: classes to forget, or None for pruning saliency.
         batch_size: batch size for array data.
         verbose: show a progress bar.
+        objective: what the output means, for scores computed from gradients
+            (``needs_gradients``); by default, a classifier's logits.
 
     Returns:
         ``{group key: float32 scores [units]}``.
@@ -189,6 +212,11 @@ def score_units(
     if not groups:
         raise NotPrunableError(f"`model` {graph.model.name!r} has no unit that can be removed.")
     method.reset(graph, groups, num_classes)
+    if getattr(method, "needs_gradients", False):
+        run = dict(batch_size=batch_size, verbose=verbose)
+        return _from_gradients(
+            graph, _require(data, method), method, objective, target_classes, run
+        )
     if method.needs_data:
         data = _require(data, method)
         keys = list(groups)
