@@ -57,6 +57,7 @@ METHODS = {
     "exp_norm_both": {"class_name": "exp_norm", "config": {"direction": "both"}},
     "fisher_bound": "fisher_bound",
     "taylor": "taylor",
+    "discedit": "discedit",
 }
 
 
@@ -168,7 +169,8 @@ def _zoo_model(name: str, seed: int, data, epochs: int):
 def _settings(args) -> list[tuple[str, str | None, str]]:
     if args.split == "validation":
         return [("unit", scope, m) for scope in args.scopes for m in args.unit_methods]
-    return [("unit", None, m) for m in args.unit_methods] + [("weight", None, "default")]
+    weight = [] if args.no_weight else [("weight", None, "default")]
+    return [("unit", None, m) for m in args.unit_methods] + weight
 
 
 def _run_model(rows, say, base, model, fit, held, classes, settings) -> None:
@@ -221,6 +223,8 @@ def main(argv=None) -> int:
                    help="scopes the validation half compares")  # fmt: skip
     p.add_argument("--unit-methods", nargs="+", choices=list(METHODS), default=["default"],
                    help="unit scores to compare (default: the library's)")  # fmt: skip
+    p.add_argument("--no-weight", action="store_true",
+                   help="test half: leave out the weight-level rows")  # fmt: skip
     args = p.parse_args(argv)
     say = protocol.speaker(args.quiet)
     origin = provenance()
