@@ -11,17 +11,25 @@ from keras_forget.data import Data
 from keras_forget.introspect.graph import Graph
 from keras_forget.scores import GradXWeight, Objective, Taylor, units
 from keras_forget.scores.accumulate import score_split, score_units
-from keras_forget.scores.taylor import unit_sums
+from keras_forget.scores.taylor import scaling_weights, unit_sums
+from keras_forget.surgery import structured
 
 from .conftest import keras3_mlp, train
 
 
-def _linear(seed: int = 0) -> keras.Model:
-    """Input 5 -> Dense 4 -> Dense 3 logits, no bias, no activation: first order is exact."""
+def _linear(seed: int = 0, norm: bool = False) -> keras.Model:
+    """Input 5 -> Dense 4 (-> BatchNorm) -> Dense 3 logits, no activation: first order is exact."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((5,))
-    hidden = keras.layers.Dense(4, use_bias=False, name="h")(inputs)
-    return keras.Model(inputs, keras.layers.Dense(3, use_bias=False, name="out")(hidden))
+    hidden = keras.layers.Dense(4, name="h")(inputs)
+    if norm:
+        hidden = keras.layers.BatchNormalization(name="bn")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(3, use_bias=False, name="out")(hidden))
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:  # nonzero biases and normalization statistics
+        value = rng.normal(size=tuple(weight.shape)).astype("float32")
+        weight.assign(np.abs(value) + 0.5 if "variance" in weight.path else value)
+    return model
 
 
 def test_the_registry_resolves_taylor():
@@ -29,23 +37,30 @@ def test_the_registry_resolves_taylor():
     assert units.get({"class_name": "taylor", "config": {"floor": 0.5}}).floor == 0.5
 
 
-def test_a_units_forget_sum_is_the_objectives_fall_when_it_is_removed(rng):
-    model = _linear()
+def test_a_unit_is_scaled_by_the_last_affine_layer_on_its_channel():
+    graph = Graph(_linear(norm=True))
+    assert sorted(scaling_weights(graph, graph.prunable()["h"])) == ["bn/beta", "bn/gamma"]
+    graph = Graph(_linear())
+    assert sorted(scaling_weights(graph, graph.prunable()["h"])) == ["h/bias", "h/kernel"]
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_a_units_forget_sum_is_the_objectives_fall_when_it_is_removed(rng, norm):
+    model = _linear(norm=norm)
     x = rng.normal(size=(40, 5)).astype("float32")
     y = rng.integers(0, 3, size=40)
-    forget, _ = score_split(model, Data.of((x, y), model), GradXWeight(), Objective(), [0])
     graph = Graph(model)
+    weights = Taylor().weights(graph)
+    data = Data.of((x, y), model)
+    forget, _ = score_split(model, data, GradXWeight(), Objective(), [0], weights=weights)
     sums = unit_sums(graph, graph.prunable()["h"], forget)
     objective = Objective()
-    kernel = model.get_layer("h").kernel
-    original = kernel.numpy()
     base = float(np.sum(objective(model, x[y == 0], y[y == 0])))
     for unit in range(4):
-        cut = original.copy()
-        cut[:, unit] = 0.0
-        kernel.assign(cut)
-        fall = base - float(np.sum(objective(model, x[y == 0], y[y == 0])))
-        kernel.assign(original)
+        cut = keras.models.clone_model(model)
+        cut.set_weights(model.get_weights())
+        structured.apply_masks(cut, structured.weight_masks(graph, {"h": np.arange(4) != unit}))
+        fall = base - float(np.sum(objective(cut, x[y == 0], y[y == 0])))
         # scores are means over the examples
         assert sums[unit] == pytest.approx(fall / np.sum(y == 0), rel=1e-4, abs=1e-6)
 
@@ -97,7 +112,8 @@ def test_a_unit_that_serves_nothing_has_no_pruning_saliency(mlp, digits):
     busiest = int(np.argmax(saliency(mlp)))
     model = keras.models.clone_model(mlp)
     model.set_weights(mlp.get_weights())
-    kernel = model.layers[1].kernel.numpy()
-    kernel[:, busiest] = 0.0
-    model.layers[1].kernel.assign(kernel)
+    for weight in model.layers[1].weights:  # kernel column and bias: the unit outputs 0
+        value = weight.numpy()
+        value[..., busiest] = 0.0
+        weight.assign(value)
     assert saliency(mlp)[busiest] > 0.0 and saliency(model)[busiest] == 0.0

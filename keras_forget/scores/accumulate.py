@@ -18,7 +18,7 @@ from keras_forget.data import Data, take
 from keras_forget.errors import InvalidArgumentError, NotPrunableError
 from keras_forget.introspect import heads
 from keras_forget.introspect.graph import Graph
-from keras_forget.introspect.registry import prunable_weights
+from keras_forget.introspect.registry import PrunableWeight, prunable_weights
 from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.objective import Objective
 from keras_forget.scores.units import UnitScore
@@ -43,6 +43,7 @@ def score(
     *,
     batch_size: int = 64,
     verbose: bool = True,
+    weights: Mapping[str, PrunableWeight] | None = None,
 ) -> ScoreMap:
     """Scores every prunable weight of ``model`` over all of ``data``.
 
@@ -53,11 +54,12 @@ def score(
         objective: what the model's output means.
         batch_size: batch size for array data.
         verbose: show a progress bar.
+        weights: the weights to score instead of the prunable ones.
 
     Returns:
         The ScoreMap.
     """
-    method.reset(model, prunable_weights(model), objective)
+    method.reset(model, prunable_weights(model) if weights is None else weights, objective)
     if method.needs_data:
         data = _require(data, method)
         with _progress(data, batch_size, f"scoring ({method.name})", verbose) as bar:
@@ -115,15 +117,17 @@ def score_split(
     *,
     batch_size: int = 64,
     verbose: bool = True,
+    weights: Mapping[str, PrunableWeight] | None = None,
 ) -> tuple[ScoreMap, ScoreMap]:
     """Scores the examples of ``target_classes`` and the rest separately, in one pass.
 
     Memory holds two accumulators per weight, whatever the number of classes.
+    ``weights`` replaces the prunable weights as the weights scored.
 
     Returns:
         ``(forget scores, retain scores)``.
     """
-    weights = prunable_weights(model)
+    weights = prunable_weights(model) if weights is None else weights
     forget, retain = method.forget_variant(), method.fresh()
     forget.reset(model, weights, objective)
     retain.reset(model, weights, objective)
@@ -169,6 +173,7 @@ def _from_gradients(
     """A unit score made of weight-level gradient scores (``method.needs_gradients``)."""
     objective = objective or Objective()
     weight_score = method.weight_score()
+    run = dict(run, weights=method.weights(graph))
     if target_classes:
         forget, retain = score_split(
             graph.model, data, weight_score, objective, target_classes, **run

@@ -1,10 +1,13 @@
 """First-order Taylor scores of whole units, from the weight-level grad×weight sums.
 
-Removing a unit scales its producers' output columns by 0 instead of 1, so
-to first order the objective changes by ``Σ w · ∂f/∂w`` over those columns
-(Molchanov et al., "Importance Estimation for Neural Network Pruning", 2019).
-That sum is the weight-level grad×weight score added up over the unit's
-weights, so one weight-level scoring pass ranks every unit:
+Removing a unit sets its output to 0. The unit's output is scaled by ``s`` when
+the weights of the *last* affine layer on its channel are: the
+BatchNormalization ``gamma`` and ``beta`` after it (or the depthwise kernel and
+bias), else its producers' kernel column and bias. So to first order removing
+it changes the objective by ``Σ w · ∂f/∂w`` over those weights, the unit's
+activation times its gradient (Molchanov et al., "Importance Estimation for
+Neural Network Pruning", 2019). That sum is the weight-level grad×weight score
+added up over those weights, so one scoring pass ranks every unit:
 
 * forgetting: how much removing the unit lowers the forget examples' output
   (signed sum) against how much the unit matters to the rest (sum of
@@ -18,13 +21,14 @@ Units are the unit groups of a :class:`~keras_forget.introspect.graph.Graph`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from keras_forget.introspect import heads
 from keras_forget.introspect.graph import Graph, Group
+from keras_forget.introspect.registry import PrunableWeight, all_weights, prunable_weights
 from keras_forget.scores.gradient import GradXWeight
 from keras_forget.scores.units import UnitScore, UnitScoreMap
 from keras_forget.selection.weights import FLOOR, check_floor, contrast
@@ -77,6 +81,22 @@ class Taylor(UnitScore):
         lost = {k: unit_sums(graph, g, forget) for k, g in groups.items()}
         return contrast(lost, kept, floor=self.floor)
 
+    def weights(self, graph: Graph) -> dict[str, PrunableWeight]:
+        """The weights whose grad×weight sums make up the unit scores."""
+        model = graph.model
+        variables = all_weights(model)
+        out: dict[str, PrunableWeight] = {}
+        prunable = prunable_weights(model, required=False)
+        for group in graph.prunable().values():
+            if group.kind == "heads":
+                prefix = f"{group.score_layer}/"
+                out.update({k: w for k, w in prunable.items() if k.startswith(prefix)})
+                continue
+            for key in scaling_weights(graph, group):
+                name = key.rsplit("/", 1)[0]
+                out[key] = PrunableWeight(key, graph.layer(name), variables[key])
+        return out
+
     def weight_score(self) -> GradXWeight:
         """The weight-level score the unit sums are taken of (its forget variant is signed)."""
         return GradXWeight()
@@ -108,26 +128,46 @@ def unit_sums(graph: Graph, group: Group, scores: Mapping[str, np.ndarray]) -> n
                 if key in scores:
                     total[unit] += float(np.sum(np.asarray(scores[key], np.float64)[mask]))
         return total
-    for name in group.producers:
-        for key in _keys_of(name, scores):
-            value = np.asarray(scores[key], np.float64)
-            if value.shape and value.shape[-1] == group.size:
-                total += value.reshape(-1, group.size).sum(axis=0)
+    for key in scaling_weights(graph, group):
+        if key in scores:
+            total += np.asarray(scores[key], np.float64).reshape(-1, group.size).sum(axis=0)
     return total
+
+
+def scaling_weights(graph: Graph, group: Group) -> list[str]:
+    """Keys of the weights that scale a channel group's unit outputs together.
+
+    Among the layers a unit's removal masks (:func:`structured.weight_masks`),
+    the last on each path: a BatchNormalization (``gamma``, ``beta``) or
+    depthwise convolution (kernel, bias) not followed by another of them, or a
+    producer (kernel, bias) that none follows. Each key's last axis is the units.
+    """
+    from keras_forget.surgery import structured  # surgery builds on scores
+
+    one = np.arange(group.size) != 0
+    touched: dict[str, list[str]] = {}
+    for key in structured.weight_masks(graph, {group.key: one}):
+        name, weight = key.rsplit("/", 1)
+        if weight not in ("moving_mean", "moving_variance", "depthwise_kernel"):
+            touched.setdefault(name, []).append(key)
+    last = [n for n in touched if not any(n in _ancestors(graph, m) for m in touched if m != n)]
+    return [key for name in last for key in touched[name]]
+
+
+def _ancestors(graph: Graph, name: str) -> set[str]:
+    """Every layer upstream of ``name``."""
+    seen: set[str] = set()
+    stack = list(graph.parents.get(name, ()))
+    while stack:
+        parent = stack.pop()
+        if parent not in seen:
+            seen.add(parent)
+            stack.extend(graph.parents.get(parent, ()))
+    return seen
 
 
 def _scored(graph: Graph, group: Group, scores: Mapping[str, np.ndarray]) -> bool:
     """Whether any weight of the group's units has a score."""
     if group.kind == "heads":
         return any(k.startswith(f"{group.score_layer}/") for k in scores)
-    return any(_keys_of(name, scores) for name in group.producers)
-
-
-def _keys_of(name: str, scores: Mapping[str, np.ndarray]) -> Sequence[str]:
-    """The scored weight keys of layer ``name`` that carry its output units."""
-    prefix = f"{name}/"
-    return [
-        k
-        for k in scores
-        if k.startswith(prefix) and "/" not in k[len(prefix) :] and "depthwise" not in k
-    ]
+    return any(k in scores for k in scaling_weights(graph, group))
