@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from keras_forget.selection.amount import GRID
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -258,3 +260,17 @@ def test_fine_tune_benchmark_recommends_a_rate(tmp_path):
     assert set(chosen) == {"weight 90%", "unit 50%", "forget"} and "unit 50%" in out
     assert all(c["learning_rate"] in (1e-4, 1e-3) for c in chosen.values())
     assert {r["task"] for r in result["rows"]} == {"weight 90%", "unit 50%", "forget"}
+
+
+@pytest.mark.slow
+def test_forget_diagnosis_sweeps_the_amount_grid(tmp_path):
+    path = tmp_path / "diagnosis.json"
+    out = _run(
+        "benchmarks/forget_diagnosis.py", "--model", "MobileNetV3Small", "--epochs", "1",
+        "--floors", "0.1", "--grid-points", "2", "--limit", "300", "--out", str(path),
+    )  # fmt: skip
+    result = json.loads(path.read_text())
+    assert result["split"] == "validation" and result["provenance"]["commit"]
+    assert [r["amount"] for r in result["rows"]] == list(GRID[:2])
+    assert all(0 <= r["forget"] <= 1 and len(r["most_cut"]) <= 4 for r in result["rows"])
+    assert "most cut" in out
