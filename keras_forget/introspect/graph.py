@@ -437,6 +437,12 @@ class Graph:
             parts.append(np.ones(size, bool) if mask is None else np.asarray(mask, bool))
         return np.tile(np.concatenate(parts) if parts else np.ones(0, bool), layout.repeat)
 
+    def channel_axis(self, name: str, ndim: int) -> int:
+        """The channel axis of a channel-wise layer's weight of rank ``ndim``."""
+        if ndim == 1:
+            return 0
+        return -1 if self.roles[name] == "grouped" else -2  # [..., 1, C] or [..., C, multiplier]
+
     def layer(self, name: str) -> Any:
         """The model's layer called ``name``."""
         return self.model.get_layer(name)

@@ -26,12 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from keras_forget.contrast import FLOOR, check_floor, contrast
 from keras_forget.introspect import heads
 from keras_forget.introspect.graph import Graph, Group
-from keras_forget.introspect.registry import PrunableWeight, all_weights, prunable_weights
+from keras_forget.introspect.registry import (
+    PrunableWeight,
+    all_weights,
+    prunable_weights,
+    short_name,
+)
 from keras_forget.scores.gradient import GradXWeight
 from keras_forget.scores.units import UnitScore, UnitScoreMap
-from keras_forget.selection.weights import FLOOR, check_floor, contrast
 
 
 class Taylor(UnitScore):
@@ -92,7 +97,7 @@ class Taylor(UnitScore):
                 prefix = f"{group.score_layer}/"
                 out.update({k: w for k, w in prunable.items() if k.startswith(prefix)})
                 continue
-            for key in scaling_weights(graph, group):
+            for key, _, _ in scaling_weights(graph, group):
                 name = key.rsplit("/", 1)[0]
                 out[key] = PrunableWeight(key, graph.layer(name), variables[key])
         return out
@@ -128,30 +133,42 @@ def unit_sums(graph: Graph, group: Group, scores: Mapping[str, np.ndarray]) -> n
                 if key in scores:
                     total[unit] += float(np.sum(np.asarray(scores[key], np.float64)[mask]))
         return total
-    for key in scaling_weights(graph, group):
+    for key, axis, positions in scaling_weights(graph, group):
         if key in scores:
-            total += np.asarray(scores[key], np.float64).reshape(-1, group.size).sum(axis=0)
+            value = np.moveaxis(np.asarray(scores[key], np.float64), axis, -1)
+            sums = value.reshape(-1, value.shape[-1]).sum(axis=0)
+            total += sums if positions is None else sums[positions]
     return total
 
 
-def scaling_weights(graph: Graph, group: Group) -> list[str]:
-    """Keys of the weights that scale a channel group's unit outputs together.
+#: ``(weight key, its units' axis, the units' positions on it or None for all)``.
+Scaling = tuple[str, int, "np.ndarray | None"]
 
-    Among the layers a unit's removal masks (:func:`structured.weight_masks`),
-    the last on each path: a BatchNormalization (``gamma``, ``beta``) or
-    depthwise convolution (kernel, bias) not followed by another of them, or a
-    producer (kernel, bias) that none follows. Each key's last axis is the units.
+
+def scaling_weights(graph: Graph, group: Group) -> list[Scaling]:
+    """The weights that scale a channel group's unit outputs together.
+
+    Of the layers a unit's removal masks (its producers' kernel columns and
+    biases; the BatchNormalization and depthwise entries of its channel), the
+    last on each path: one that no other of them follows.
     """
-    from keras_forget.surgery import structured  # surgery builds on scores
-
-    one = np.arange(group.size) != 0
-    touched: dict[str, list[str]] = {}
-    for key in structured.weight_masks(graph, {group.key: one}):
-        name, weight = key.rsplit("/", 1)
-        if weight not in ("moving_mean", "moving_variance", "depthwise_kernel"):
-            touched.setdefault(name, []).append(key)
+    touched: dict[str, list[Scaling]] = {}
+    for name in group.producers:
+        for variable in graph.layer(name).weights:
+            if short_name(variable) != "depthwise_kernel":  # a SeparableConv's input side
+                touched.setdefault(name, []).append((f"{name}/{short_name(variable)}", -1, None))
+    removed = {group.key: np.zeros(group.size, bool)}
+    for name in [n for n in graph.order if graph.roles.get(n) in ("channelwise", "grouped")]:
+        positions = np.flatnonzero(~graph.channel_mask(graph.inputs[name][0], removed))
+        if len(positions) != group.size:
+            continue
+        for variable in graph.layer(name).weights:
+            weight = short_name(variable)
+            if weight not in ("moving_mean", "moving_variance"):
+                axis = graph.channel_axis(name, len(variable.shape))
+                touched.setdefault(name, []).append((f"{name}/{weight}", axis, positions))
     last = [n for n in touched if not any(n in _ancestors(graph, m) for m in touched if m != n)]
-    return [key for name in last for key in touched[name]]
+    return [entry for name in last for entry in touched[name]]
 
 
 def _ancestors(graph: Graph, name: str) -> set[str]:
@@ -170,4 +187,4 @@ def _scored(graph: Graph, group: Group, scores: Mapping[str, np.ndarray]) -> boo
     """Whether any weight of the group's units has a score."""
     if group.kind == "heads":
         return any(k.startswith(f"{group.score_layer}/") for k in scores)
-    return any(k in scores for k in scaling_weights(graph, group))
+    return any(k in scores for k, _, _ in scaling_weights(graph, group))

@@ -3,6 +3,7 @@
 Pure array code: nothing here touches a model.
 """
 
+from keras_forget.contrast import FLOOR, check_finite, check_floor, contrast, normalize
 from keras_forget.selection.amount import GRID, UNIT_GRID, search
 from keras_forget.selection.iterative import (
     DEFAULT_ROUNDS,
@@ -13,20 +14,15 @@ from keras_forget.selection.iterative import (
 from keras_forget.selection.schedule import GradualSchedule
 from keras_forget.selection.units import check_unit_amount, select_units
 from keras_forget.selection.weights import (
-    FLOOR,
     NORMALIZATIONS,
     SCOPES,
     MaskMap,
     ScoreMap,
     check_amount,
-    check_finite,
-    check_floor,
     check_min_density,
     check_normalization,
     check_scope,
-    contrast,
     lamp,
-    normalize,
     select,
     sparsity,
     tighten,

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from keras_forget.contrast import check_finite
 from keras_forget.errors import InvalidArgumentError
-from keras_forget.selection.weights import check_finite, check_scope
+from keras_forget.selection.weights import check_scope
 
 UnitMaskMap = dict[str, np.ndarray]
 

@@ -83,13 +83,6 @@ def check_unit_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarra
     return out
 
 
-def _channel_axis(graph: Graph, name: str, ndim: int) -> int:
-    """The channel axis of a channel-wise layer's weight of rank ``ndim``."""
-    if ndim == 1:
-        return 0
-    return -1 if graph.roles[name] == "grouped" else -2  # [..., 1, C] or [..., C, multiplier]
-
-
 def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
     """The MaskMap that zeroes the removed units' outputs.
 
@@ -131,7 +124,7 @@ def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
             if weight == "moving_variance":
                 continue
             shape = tuple(variable.shape)
-            axis = _channel_axis(graph, name, len(shape)) % len(shape)
+            axis = graph.channel_axis(name, len(shape)) % len(shape)
             along = channels.reshape([-1] + [1] * (len(shape) - 1 - axis))
             out[f"{name}/{weight}"] = np.broadcast_to(along, shape).copy()
     return out
@@ -204,7 +197,7 @@ def _slice_weights(
             return None
         values = map(np.asarray, graph.layer(name).get_weights())
         keep = np.flatnonzero(keep)
-        return [np.take(v, keep, axis=_channel_axis(graph, name, v.ndim)) for v in values]
+        return [np.take(v, keep, axis=graph.channel_axis(name, v.ndim)) for v in values]
     return None
 
 
