@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130
 #: Score names per granularity, as the registries in :mod:`keras_forget.scores`
 #: hold them (kept here so that ``--help`` needs no TensorFlow; a test compares them).
 WEIGHT_METHODS = ("fisher", "fisher_obd", "gradxweight", "magnitude", "obd", "random")
-UNIT_METHODS = ("discedit", "exp_norm", "fisher_bound", "l1", "random")
+UNIT_METHODS = ("discedit", "exp_norm", "fisher_bound", "l1", "random", "taylor")
 #: ``--method`` when not given, as :data:`keras_forget.api.DEFAULT_METHOD` for forgetting.
 DEFAULT_METHOD = {"weight": "gradxweight", "unit": "discedit"}
 
