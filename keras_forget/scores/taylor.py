@@ -73,17 +73,18 @@ class Taylor(UnitScore):
                 examples when pruning).
 
         Returns:
-            ``{group key: float64 scores [units]}``; groups whose producers have
-            no scored weight get zeros.
+            ``{group key: float64 scores [units]}``. A group with no scored
+            weight (its layer is left whole) scores 0 for forgetting, never
+            chosen, and the top score for pruning, pruned last.
         """
         groups = graph.prunable()
-        kept = {k: unit_sums(graph, g, retain) for k, g in groups.items()}
+        plans = {k: scaling_weights(graph, g) for k, g in groups.items() if g.kind != "heads"}
+        kept = {k: unit_sums(graph, g, retain, plans.get(k)) for k, g in groups.items()}
         if forget is None:
-            # a group with no scored weight (its layer is left whole) is kept first
             top = max((float(v.max()) for v in kept.values() if v.size), default=0.0)
-            unscored = [k for k, g in groups.items() if not _scored(graph, g, retain)]
+            unscored = [k for k, g in groups.items() if not _scored(g, retain, plans.get(k))]
             return {k: np.full_like(v, top) if k in unscored else v for k, v in kept.items()}
-        lost = {k: unit_sums(graph, g, forget) for k, g in groups.items()}
+        lost = {k: unit_sums(graph, g, forget, plans.get(k)) for k, g in groups.items()}
         return contrast(lost, kept, floor=self.floor)
 
     def weights(self, graph: Graph) -> dict[str, PrunableWeight]:
@@ -110,16 +111,26 @@ class Taylor(UnitScore):
         raise NotImplementedError("Taylor scores are computed from gradients: see score_units.")
 
 
-def unit_sums(graph: Graph, group: Group, scores: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Adds up ``scores`` over the weights of each unit of ``group``.
+#: ``(weight key, its units' axis, the units' positions on it or None for all)``.
+Scaling = tuple[str, int, "np.ndarray | None"]
 
-    A producer's weight has its units on the last axis (a kernel's output
-    columns, a bias); an attention layer's heads are found by its head masks.
+
+def unit_sums(
+    graph: Graph,
+    group: Group,
+    scores: Mapping[str, np.ndarray],
+    plan: list[Scaling] | None = None,
+) -> np.ndarray:
+    """Adds up ``scores`` over the weights that scale each unit of ``group``.
+
+    A channel group's weights are those of :func:`scaling_weights`; an
+    attention layer's heads are found by its head masks.
 
     Args:
         graph: the model's graph.
         group: a prunable unit group.
         scores: a weight-level ScoreMap (``"<layer>/<weight>"`` keys).
+        plan: ``scaling_weights(graph, group)``, if already found.
 
     Returns:
         float64 ``[group.size]``.
@@ -133,16 +144,12 @@ def unit_sums(graph: Graph, group: Group, scores: Mapping[str, np.ndarray]) -> n
                 if key in scores:
                     total[unit] += float(np.sum(np.asarray(scores[key], np.float64)[mask]))
         return total
-    for key, axis, positions in scaling_weights(graph, group):
+    for key, axis, positions in scaling_weights(graph, group) if plan is None else plan:
         if key in scores:
             value = np.moveaxis(np.asarray(scores[key], np.float64), axis, -1)
             sums = value.reshape(-1, value.shape[-1]).sum(axis=0)
             total += sums if positions is None else sums[positions]
     return total
-
-
-#: ``(weight key, its units' axis, the units' positions on it or None for all)``.
-Scaling = tuple[str, int, "np.ndarray | None"]
 
 
 def scaling_weights(graph: Graph, group: Group) -> list[Scaling]:
@@ -167,7 +174,8 @@ def scaling_weights(graph: Graph, group: Group) -> list[Scaling]:
             if weight not in ("moving_mean", "moving_variance"):
                 axis = graph.channel_axis(name, len(variable.shape))
                 touched.setdefault(name, []).append((f"{name}/{weight}", axis, positions))
-    last = [n for n in touched if not any(n in _ancestors(graph, m) for m in touched if m != n)]
+    upstream = {n: _ancestors(graph, n) for n in touched}
+    last = [n for n in touched if not any(n in upstream[m] for m in touched if m != n)]
     return [entry for name in last for entry in touched[name]]
 
 
@@ -183,8 +191,8 @@ def _ancestors(graph: Graph, name: str) -> set[str]:
     return seen
 
 
-def _scored(graph: Graph, group: Group, scores: Mapping[str, np.ndarray]) -> bool:
+def _scored(group: Group, scores: Mapping[str, np.ndarray], plan: list[Scaling] | None) -> bool:
     """Whether any weight of the group's units has a score."""
     if group.kind == "heads":
         return any(k.startswith(f"{group.score_layer}/") for k in scores)
-    return any(k in scores for k, _, _ in scaling_weights(graph, group))
+    return any(k in scores for k, _, _ in plan or ())
