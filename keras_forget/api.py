@@ -112,6 +112,11 @@ def _compress_options(
 def _method(method: Any, task: str, granularity: str) -> Any:
     method = DEFAULT_METHOD[task, granularity] if method is None else method
     if granularity == "weight":
+        units_only = {"discedit", *scores.units.names()} - set(scores.names())
+        if isinstance(method, str) and method in units_only:
+            raise InvalidArgumentError(
+                f"`method` {method!r} scores whole units: pass granularity='unit' with it."
+            )
         return scores.get(method)
     if isinstance(method, str) and method == "discedit":
         method = DISCEDIT[task]

@@ -42,6 +42,8 @@ def data():
         ({"amount": "most"}, "amount"),
         ({"scope": "row"}, "scope"),
         ({"method": "obd2"}, "obd"),
+        ({"method": "taylor"}, "granularity='unit'"),
+        ({"method": "l1"}, "granularity='unit'"),
         ({"forget_accuracy": 1.5}, "forget_accuracy"),
     ],
 )
