@@ -18,8 +18,9 @@ the models trained on the training split.
    ``shrink=True``) by DISCEDIT-SP and by L1, each without and with the least-squares refit
    of the layers that read removed units (``reconstruct=False|True``; rows ``/rec``):
    accuracy after shrinking (BatchNorm statistics re-estimated on the training split before
-   measuring) and after one fine-tuning epoch (re-estimated again), and the parameters
-   removed.
+   measuring) and after one fine-tuning epoch at the library's rate for removing units
+   (``keras_forget.training.DEFAULT_LEARNING_RATE``, chosen by benchmarks/fine_tune.py on
+   validation splits; re-estimated again), and the parameters removed.
 4. ``obs_cnn``: OBS at 50 % without retraining on the VGG-style CNN and on a MobileNetV2
    (``keras.applications``, alpha 0.35, 32×32 RGB upsampled digits, BatchNorm statistics
    re-estimated after training), against the dense model and magnitude.
@@ -58,7 +59,7 @@ from keras_forget.export import sparsity as zero_fraction  # noqa: E402
 from keras_forget.files import write_json  # noqa: E402
 from keras_forget.surgery import structured  # noqa: E402
 from keras_forget.surgery.obs import OBS  # noqa: E402
-from keras_forget.training import fine_tune  # noqa: E402
+from keras_forget.training import fine_tune, resolve  # noqa: E402
 
 OUT = os.path.join(HERE, "results", "compression.json")
 MLPS = {"mlp": (256, 128, 64), "mlp2": (300, 100, 50)}
@@ -233,7 +234,7 @@ def structured_rows(seed, train, test, args, failures) -> list[dict]:
                     small = result.model
                     structured.recalibrate_batchnorm(small, data)
                     row["noft"] = kf.evaluate(small, test).accuracy
-                    tune = kf.FineTune(epochs=1, learning_rate=1e-3)
+                    tune = resolve(kf.FineTune(epochs=1), "compress", "unit")
                     fine_tune(small, tune, data, from_logits=True, verbose=False)
                     structured.recalibrate_batchnorm(small, data)
                     row["ft"] = kf.evaluate(small, test).accuracy
@@ -439,9 +440,11 @@ def tables(result: dict, summary: dict, args) -> str:
         for name, cell in summary["budget"].items():
             lines.append(f"{name:<56}{fmt(cell)}")
     if summary.get("structured"):
+        rate = resolve(kf.FineTune(), "compress", "unit").learning_rate
         lines.append("\nStructured: units removed per layer (scope='layer', shrink=True); "
-                     "BatchNorm re-estimated after shrinking and after fine-tuning; /rec: "
-                     "consumers of removed units refit (reconstruct=True)")  # fmt: skip
+                     "BatchNorm re-estimated after shrinking and after fine-tuning (Adam "
+                     f"{rate:g}); /rec: consumers of removed units refit "
+                     "(reconstruct=True)")  # fmt: skip
         lines.append(f"{'cnn method sparsity':<34}{'dense':>22}{'NoFT':>22}{'FT 1 epoch':>22}")
         for key, cell in summary["structured"].items():
             lines.append(f"{key:<34}" + "".join(fmt(cell[w]) for w in ("dense", "noft", "ft")))
