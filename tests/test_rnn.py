@@ -201,3 +201,89 @@ def test_recurrent_model_exports_to_tflite_with_a_fixed_batch_of_one(
     interpreter.invoke()
     expected = np.asarray(kf.strip(result.model)(x_test[:1], training=False))
     np.testing.assert_allclose(interpreter.get_tensor(out["index"]), expected, atol=1e-4)
+
+
+def _stacked(flavor: str, cell: str):
+    """A recurrent layer returning sequences, another reading them, a Dense head."""
+    import tf_keras
+
+    km = keras if flavor == "keras3" else tf_keras
+    km.utils.set_random_seed(0)
+    layer = {"lstm": km.layers.LSTM, "gru": km.layers.GRU, "rnn": km.layers.SimpleRNN}[cell]
+    return km.Sequential(
+        [
+            km.Input((8, 8)),
+            layer(16, return_sequences=True, name="first"),
+            layer(12, name="second"),
+            km.layers.Dense(10, name="out"),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("flavor", "cell"),
+    [("keras3", "lstm"), ("keras3", "gru"), ("keras3", "rnn"), ("tf_keras", "gru")],
+)
+def test_recurrent_units_are_removed_and_the_smaller_model_computes_the_same(
+    sequences, flavor, cell
+):
+    from keras_forget.introspect.graph import Graph
+    from keras_forget.surgery import structured
+
+    (x, y), (x_test, _) = sequences
+    model = _fit(_stacked(flavor, cell), (x[:256], y[:256]), epochs=2)
+    graph = Graph(model)
+    assert {k: g.size for k, g in graph.prunable().items()} == {"first": 16, "second": 12}
+    data = (x[:256], y[:256])
+    result = kf.prune(
+        model, data, sparsity=0.25, granularity="unit", shrink=True, reconstruct=False,
+        verbose=False,
+    )  # fmt: skip
+    kept = {k: int(m.sum()) for k, m in result.unit_masks.items()}
+    assert kept == {"first": 12, "second": 9}
+    small = result.model
+    assert small.get_layer("first").get_config()["units"] == 12
+    assert small.get_layer("second").get_config()["units"] == 9
+    assert small.get_layer("out").get_weights()[0].shape == (9, 10)
+    # Removed units output exactly zero at every step of the masked model ...
+    masked = structured.masked_copy(model, result.unit_masks)
+    km = _keras.keras_module(model)
+    steps = km.Model(masked.inputs[0], masked.get_layer("first").output)(x_test[:32])
+    removed = ~result.unit_masks["first"]
+    assert np.all(np.asarray(steps)[..., removed] == 0)
+    # ... and the smaller model computes what the masked one does.
+    np.testing.assert_allclose(
+        np.asarray(small(x_test[:64])), np.asarray(masked(x_test[:64])), atol=1e-5
+    )
+    assert small.count_params() < model.count_params()
+    # The refit (the default) refits the Dense head; the recurrent reader is left as it is.
+    refit = kf.prune(model, data, sparsity=0.25, granularity="unit", shrink=True, verbose=False)
+    assert refit.report.reconstructed
+    np.testing.assert_array_equal(
+        refit.model.get_layer("second").get_weights()[0], small.get_layer("second").get_weights()[0]
+    )
+
+
+@pytest.mark.parametrize("flavor", ["keras3", "tf_keras"])
+def test_removed_recurrent_units_stay_zero_through_fine_tune(sequences, trained, flavor):
+    (x, y), test = sequences
+    model = trained(flavor, "lstm")
+    result = kf.prune(
+        model,
+        (x[:SCORED], y[:SCORED]),
+        sparsity=0.25,
+        granularity="unit",
+        fine_tune=kf.FineTune(epochs=1),
+        eval_data=test,
+        verbose=False,
+    )
+    removed = ~result.unit_masks["lstm"]
+    assert removed.sum() == 6  # a quarter of 24 units
+    gates = np.tile(removed, 4)  # input, forget, cell and output gate columns
+    weights = {k.split("/")[-1]: v for k, v in result.masks.items() if k.startswith("lstm/")}
+    assert set(weights) == {"kernel", "recurrent_kernel", "bias"}
+    for name, mask in weights.items():
+        np.testing.assert_array_equal(np.all(~mask.reshape(-1, 96), axis=0), gates, name)
+    # The raw variables after training, inside tfmot's wrapper on tf_keras.
+    assert_pruned_zero(result.model, result.masks)
+    assert result.report.fine_tuned.accuracy > 0.6

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_forget import _keras
-from keras_forget.introspect.registry import PATCHED, all_weights, prunable_weights
+from keras_forget.introspect.registry import PATCHED, all_weights, prunable_weights, short_name
 
 
 def _sparsity():
@@ -391,7 +391,8 @@ def _wrap_layers(model: Any, masks: Mapping[str, np.ndarray], schedule: Any) -> 
     def wrap(layer: Any) -> Any:
         if layer.name not in names:
             return layer
-        _hand_over(layer, [getattr(layer, a) for a in names[layer.name]])
+        own = {short_name(v): v for v in layer.weights}  # a recurrent layer's are its cell's
+        _hand_over(layer, [own[a] for a in names[layer.name]])
         return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     wrapped = tfk.models.clone_model(model, clone_function=wrap)

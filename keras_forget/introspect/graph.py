@@ -11,6 +11,14 @@ segments side by side; ``Flatten`` repeats the layout once per spatial position
 (channels-last). Op nodes (``keras.ops`` calls, tf_keras ``TFOpLambda``) are
 followed when element-wise with scalar constants (see :mod:`.ops`).
 
+A ``SimpleRNN``, ``GRU`` or ``LSTM`` layer is a producer too: its units are the
+channels of its outputs. A unit whose columns are zero in every gate of the
+kernel, recurrent kernel and bias outputs exactly zero at every step (its
+candidate, and so its state, stays ``activation(0) = 0`` from the zero initial
+state), so it is removed like a Dense unit: those columns, and the recurrent
+kernel's row that reads it, go. Stateful layers, layers returning their states
+and activations that do not map 0 to 0 are left whole.
+
 A removed channel is zero in the masked model unless an activation or op maps
 0 elsewhere (``sigmoid``, ``x + 3.0``): such a segment is *dirty*. A product
 with a clean input, or a BatchNormalization / depthwise layer (whose entries
@@ -72,8 +80,9 @@ class Graph:
         inputs: ``{node name: [Layout of each input]}``.
         classes: ``{node name: class name}`` (ops: ``"keras.ops.add"``, ``"tf.math.add"``).
         roles: ``{layer name: role}`` of the layers surgery edits: ``"producer"``,
-            ``"channelwise"``, ``"grouped"`` (``Conv(groups=channels)``), ``"reshape"``,
-            ``"attention"`` (a ``MultiHeadAttention`` whose heads are a group).
+            ``"recurrent"`` (a producer with gates), ``"channelwise"``, ``"grouped"``
+            (``Conv(groups=channels)``), ``"reshape"``, ``"attention"`` (a
+            ``MultiHeadAttention`` whose heads are a group).
         ops: ``{node name: OpCall}`` of the op nodes.
         order: node names in topological order.
         notes: one line per group left whole (the warning's lines).
@@ -207,6 +216,8 @@ class Graph:
         if len(ins) != 1 and cls not in table.COUPLING and cls != "Concatenate":
             why = "structured surgery does not know this layer"
             return self._unknown(name, f"it has {len(ins)} inputs" if cls in PRODUCERS else why)
+        if cls in table.RECURRENT:
+            return self._recurrent(name, config, ins[0])
         if cls in PRODUCERS:
             return self._producer(name, cls, config, ins[0])
         if cls in CHANNELWISE:
@@ -312,6 +323,26 @@ class Graph:
         group.score_layer = name
         self.roles[name] = "producer"
         return self._activation(name, table.layer_activation(cls, config), layout, None)
+
+    def _recurrent(self, name: str, config: Mapping[str, Any], ins: Layout) -> Layout:
+        """A ``SimpleRNN``/``GRU``/``LSTM``: a producer whose units are its output channels."""
+        if config.get("stateful"):
+            return self._unknown(name, "it is stateful: its kept states would change shape")
+        if config.get("return_state"):
+            return self._unknown(name, "it returns its states")
+        activation = config.get("activation", "tanh")
+        if table.activation_effect(activation) != table.ZERO:
+            why = f"its activation {activation!r} does not keep a removed unit at 0"
+            return self._unknown(name, why)
+        if ins.repeat != 1:
+            return self._unknown(name, "its input is flattened")
+        self._reject_dirt(ins, name)
+        layout = self._new(name, int(config["units"]))
+        group = self._raw[layout.segments[0][0]]
+        group.producers.append(name)
+        group.score_layer = name
+        self.roles[name] = "recurrent"
+        return layout
 
     def _channelwise(
         self, name: str, cls: str, config: Mapping[str, Any], layout: Layout
@@ -442,6 +473,10 @@ class Graph:
         if ndim == 1:
             return 0
         return -1 if self.roles[name] == "grouped" else -2  # [..., 1, C] or [..., C, multiplier]
+
+    def gates(self, name: str) -> int:
+        """Blocks of unit columns in a producer's weights: a recurrent layer's gates, else 1."""
+        return table.RECURRENT.get(self.classes.get(name, ""), 1)
 
     def layer(self, name: str) -> Any:
         """The model's layer called ``name``."""

@@ -49,6 +49,9 @@ PRODUCERS: dict[str, str] = {
     "SeparableConv1D": "filters",  # depthwise then pointwise: a producer like a Conv
     "SeparableConv2D": "filters",
 }
+#: Recurrent producer class name -> gates per unit: its kernel, recurrent kernel and bias
+#: hold ``gates`` blocks of ``units`` columns, one block per gate, in this order.
+RECURRENT: dict[str, int] = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}
 #: Layers with one weight entry per channel, sliced along the channels (a Conv with
 #: ``groups == input channels == filters`` is one too).
 CHANNELWISE = frozenset({"BatchNormalization", "DepthwiseConv1D", "DepthwiseConv2D"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from keras_forget.introspect import heads
@@ -13,7 +15,8 @@ class L1Norm(UnitScore):
 
     The classic filter-pruning criterion (Li et al., "Pruning Filters for
     Efficient ConvNets"). For a group of coupled producers (a residual stream)
-    the norms of every producer's filter j are added. An attention head scores
+    the norms of every producer's filter j are added; a recurrent layer's unit j
+    adds its input-kernel columns of every gate. An attention head scores
     the L1 norm of its slices of the value and output kernels. Reads no data.
     """
 
@@ -27,10 +30,17 @@ class L1Norm(UnitScore):
             if group.kind == "heads":  # the head's slices of the value and output kernels
                 total += heads.l1(self._graph.layer(group.score_layer))
             for name in group.producers if group.kind == "channels" else []:
-                kernel = np.asarray(self._graph.layer(name).kernel.numpy(), np.float64)
-                total += np.abs(kernel.reshape(-1, kernel.shape[-1])).sum(axis=0)
+                kernel = np.asarray(_kernel(self._graph.layer(name)).numpy(), np.float64)
+                columns = np.abs(kernel.reshape(-1, kernel.shape[-1])).sum(axis=0)
+                total += columns.reshape(-1, group.size).sum(axis=0)  # a recurrent layer's gates
             out[key] = total.astype(np.float32)
         return out
+
+
+def _kernel(layer: Any) -> Any:
+    """A producer's kernel (a recurrent layer's input kernel, held by its cell)."""
+    kernel = getattr(layer, "kernel", None)
+    return layer.cell.kernel if kernel is None else kernel
 
 
 class RandomUnits(UnitScore):

@@ -148,7 +148,10 @@ def unit_sums(
         if key in scores:
             value = np.moveaxis(np.asarray(scores[key], np.float64), axis, -1)
             sums = value.reshape(-1, value.shape[-1]).sum(axis=0)
-            total += sums if positions is None else sums[positions]
+            if positions is None:  # a producer's columns: one block per gate of a recurrent layer
+                total += sums.reshape(-1, group.size).sum(axis=0)
+            else:
+                total += sums[positions]
     return total
 
 

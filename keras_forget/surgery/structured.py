@@ -87,7 +87,8 @@ def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
     """The MaskMap that zeroes the removed units' outputs.
 
     For a removed unit: its kernel column (filter) and bias in every producer
-    of its group; the gamma, beta and moving mean of a BatchNormalization on its
+    of its group (of a recurrent layer: its column of every gate in the kernel,
+    recurrent kernel and bias); the gamma, beta and moving mean of a BatchNormalization on its
     channel (so the normalized channel is exactly zero); a depthwise (or
     ``Conv(groups=channels)``) kernel's slice and bias on its channel. For a
     removed attention head: its slices of the query, key and value kernels
@@ -111,9 +112,10 @@ def weight_masks(graph: Graph, unit_masks: UnitMasks) -> dict[str, np.ndarray]:
             out.update(heads.weight_masks(graph.layer(group.score_layer), mask))
             continue
         for name in group.producers:
+            columns = np.tile(mask, graph.gates(name))  # a recurrent layer: every gate's column
             for variable in graph.layer(name).weights:
                 if short_name(variable) != "depthwise_kernel":  # a SeparableConv's input side
-                    weight = np.broadcast_to(mask, tuple(variable.shape)).copy()
+                    weight = np.broadcast_to(columns, tuple(variable.shape)).copy()
                     out[f"{name}/{short_name(variable)}"] = weight
     for name in [n for n in graph.order if graph.roles.get(n) in ("channelwise", "grouped")]:
         channels = graph.channel_mask(graph.inputs[name][0], masks)
@@ -191,6 +193,8 @@ def _slice_weights(
             else:
                 out.append(np.take(value, cols, axis=0))
         return out
+    if role == "recurrent":
+        return _slice_recurrent(graph, name, masks)
     if role in ("channelwise", "grouped"):
         keep = graph.channel_mask(graph.inputs[name][0], masks)
         if keep.all():
@@ -199,6 +203,26 @@ def _slice_weights(
         keep = np.flatnonzero(keep)
         return [np.take(v, keep, axis=graph.channel_axis(name, v.ndim)) for v in values]
     return None
+
+
+def _slice_recurrent(
+    graph: Graph, name: str, masks: dict[str, np.ndarray]
+) -> list[np.ndarray] | None:
+    """A recurrent layer's kept weights: input rows, unit rows and every gate's unit columns."""
+    rows = graph.channel_mask(graph.inputs[name][0], masks)
+    units = graph.channel_mask(graph.layouts[name], masks)
+    if rows.all() and units.all():
+        return None
+    columns = np.flatnonzero(np.tile(units, graph.gates(name)))
+    layer, out = graph.layer(name), []
+    for variable, value in zip(layer.weights, map(np.asarray, layer.get_weights())):
+        value = np.take(value, columns, axis=-1)
+        if short_name(variable) == "kernel":
+            value = np.take(value, np.flatnonzero(rows), axis=0)
+        elif short_name(variable) == "recurrent_kernel":
+            value = np.take(value, np.flatnonzero(units), axis=0)
+        out.append(value)
+    return out
 
 
 def _shrunk_config(graph: Graph, layer: Any, masks: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -213,6 +237,8 @@ def _shrunk_config(graph: Graph, layer: Any, masks: dict[str, np.ndarray]) -> di
     kept = int(graph.channel_mask(graph.layouts[name], masks).sum())
     if role == "producer":
         config[PRODUCERS[type(layer).__name__]] = kept
+    elif role == "recurrent":
+        config["units"] = kept
     elif role == "grouped":
         config["filters"] = config["groups"] = kept
     elif role == "reshape" and config["target_shape"][-1] != -1:
