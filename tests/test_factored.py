@@ -188,7 +188,7 @@ def test_a_batch_too_large_for_one_pass_is_scored_in_exact_slices(batch, monkeyp
     keras.utils.set_random_seed(0)
     model = _zoo(keras)
     x, y = batch
-    whole = _scores(model, OBD(), x, y)
+    whole = _scores(model, OBD(estimator="ggn"), x, y)
     monkeypatch.setattr(factored, "MAX_ACTIVATIONS", 1)  # one example per pass
     calls = []
     original = factored._factored
@@ -198,7 +198,7 @@ def test_a_batch_too_large_for_one_pass_is_scored_in_exact_slices(batch, monkeyp
         return (lambda xb, yb: calls.append(len(yb)) or fast(xb, yb)), floats
 
     monkeypatch.setattr(factored, "_factored", counting)
-    sliced = _scores(model, OBD(), x, y)
+    sliced = _scores(model, OBD(estimator="ggn"), x, y)
     assert set(calls) == {1}  # traced on single examples
     for key in whole:
         np.testing.assert_allclose(sliced[key], whole[key], rtol=1e-5, atol=1e-7, err_msg=key)

@@ -79,7 +79,9 @@ def test_obd_equals_hand_computed_gauss_newton_diagonal(flavor):
     x, y = _data()
     objective = Objective(from_logits=True, target="log_likelihood")
     model = _model(flavor)
-    scores = score(model, Data.of((x, y), model), OBD(), objective, batch_size=16, verbose=False)
+    scores = score(
+        model, Data.of((x, y), model), OBD(estimator="ggn"), objective, batch_size=16, verbose=False
+    )
     expected = _numpy_obd(x)
     assert set(scores) == set(expected)
     for key, value in expected.items():

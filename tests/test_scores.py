@@ -117,7 +117,7 @@ def test_obd_is_half_gauss_newton_diagonal_times_w_squared(toy):
     hess = np.einsum("nk,kl->nkl", p, np.eye(C)) - np.einsum("nk,nl->nkl", p, p)
     diag1 = np.einsum("nkij,nkl,nlij->ij", j1, hess, j1) / N
     diag2 = np.einsum("nkij,nkl,nlij->ij", j2, hess, j2) / N
-    got = _run(model, x, y, scores.OBD())
+    got = _run(model, x, y, scores.OBD(estimator="ggn"))
     np.testing.assert_allclose(got["l1/kernel"], 0.5 * diag1 * w1**2, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(got["l2/kernel"], 0.5 * diag2 * w2**2, rtol=1e-4, atol=1e-7)
 
@@ -125,9 +125,13 @@ def test_obd_is_half_gauss_newton_diagonal_times_w_squared(toy):
 def test_obd_from_probabilities_equals_from_logits(toy):
     model, x, y = toy
     soft = keras.Sequential([model, keras.layers.Softmax()])
-    from_logits = _run(model, x, y, scores.OBD())
+    from_logits = _run(model, x, y, scores.OBD(estimator="ggn"))
     from_probs = run_score(
-        soft, Data.of((x, y), soft), scores.OBD(), Objective(from_logits=False), verbose=False
+        soft,
+        Data.of((x, y), soft),
+        scores.OBD(estimator="ggn"),
+        Objective(from_logits=False),
+        verbose=False,
     )
     for key in from_logits:
         np.testing.assert_allclose(from_probs[key], from_logits[key], rtol=1e-3, atol=1e-7)
@@ -162,7 +166,7 @@ def test_hutchinson_estimates_the_hessian_diagonal(toy):
 
 def test_sampled_labels_estimate_the_exact_gauss_newton_diagonal(toy):
     model, x, y = toy
-    exact = _run(model, x, y, scores.OBD())
+    exact = _run(model, x, y, scores.OBD(estimator="ggn"))
     errors = []
     for probes in (1, 64):
         sampled = _run(model, x, y, scores.OBD(estimator="sampled", probes=probes, seed=1))

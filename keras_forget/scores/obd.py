@@ -52,6 +52,11 @@ class OBD(Score):
             diagonal, any objective).
         probes: labels drawn per example for ``"sampled"`` (default 1),
             Rademacher probes per batch for ``"hutchinson"`` (default 16).
+        classes: for ``"ggn"``, the columns of the square root kept per example:
+            None (all: the exact diagonal) or the ``classes`` most probable
+            classes of each example, one backward pass each. Column ``c`` adds
+            ``p_c · (∂(z_c − pᵀz)/∂w)²``, so the columns dropped carry the
+            probability mass outside the example's top classes.
         seed: seed of the draws.
         factored: compute ``"ggn"``'s sums for Dense and convolution kernels from
             one backward pass per class (:mod:`keras_forget.scores.factored`)
@@ -67,6 +72,7 @@ class OBD(Score):
         probes: int | None = None,
         seed: int = 0,
         factored: bool = True,
+        classes: int | None = None,
     ) -> None:
         if estimator not in ESTIMATORS:
             raise InvalidArgumentError(
@@ -76,8 +82,16 @@ class OBD(Score):
             probes = 16 if estimator == "hutchinson" else 1
         if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
             raise InvalidArgumentError(f"`probes` must be an int >= 1, got {probes!r}.")
+        if classes is not None and (
+            isinstance(classes, bool) or not isinstance(classes, int) or classes < 1
+        ):
+            raise InvalidArgumentError(f"`classes` must be None or an int >= 1, got {classes!r}.")
+        if classes is not None and estimator != "ggn":
+            raise InvalidArgumentError(
+                f"`classes` applies to estimator='ggn' only, got estimator={estimator!r}."
+            )
         self.estimator, self.probes, self.seed = estimator, int(probes), int(seed)
-        self.factored = bool(factored)
+        self.factored, self.classes = bool(factored), classes
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -85,6 +99,7 @@ class OBD(Score):
             "probes": self.probes,
             "seed": self.seed,
             "factored": self.factored,
+            "classes": self.classes,
         }
 
     def reset(
@@ -100,7 +115,7 @@ class OBD(Score):
                     "OBD's Gauss-Newton diagonal needs a classifier; with `output_fn` "
                     "use OBD(estimator='hutchinson')."
                 )
-            columns = self._exact if self.estimator == "ggn" else self._sampled()
+            columns = self._top() if self.estimator == "ggn" else self._sampled()
             self._run = self._ggn(model, weights, objective, columns)
         else:
             self._run = self._hutchinson(model, variables, objective)
@@ -112,6 +127,21 @@ class OBD(Score):
         sqrt_p = tf.sqrt(p)
         a = tf.linalg.diag(sqrt_p) - p[:, :, None] * sqrt_p[:, None, :]
         return tf.einsum("bk,bkc->bc", log_p, a)
+
+    def _top(self):
+        """``[batch, m]``: the columns of each example's ``classes`` most probable classes."""
+        if self.classes is None:
+            return self._exact
+        m = self.classes
+
+        def columns(log_p: tf.Tensor) -> tf.Tensor:
+            every = self._exact(log_p)
+            if m >= every.shape[-1]:
+                return every
+            _, top = tf.math.top_k(tf.stop_gradient(log_p), k=m)
+            return tf.gather(every, top, batch_dims=1)
+
+        return columns
 
     def _sampled(self):
         """``log p_ŷ / √probes`` for ``probes`` labels ``ŷ ~ p`` per example.
@@ -134,7 +164,9 @@ class OBD(Score):
         self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective, columns
     ):
         count = self.probes if self.estimator == "sampled" else 16  # for chunk sizing only
-        if self.estimator == "ggn":
+        if self.estimator == "ggn" and self.classes is not None:
+            count = self.classes
+        elif self.estimator == "ggn":
             try:
                 count = int(model.output_shape[-1])
             except (AttributeError, ValueError, TypeError):
