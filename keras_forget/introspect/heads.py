@@ -145,7 +145,24 @@ def l1(layer: Any) -> np.ndarray:
     return value_part + np.abs(output).reshape(heads, -1).sum(axis=1)
 
 
-class HeadNorms(keras.layers.Layer):
+class _Attending:
+    """Holds an attention layer by reference (not tracked) and whether its call was causal.
+
+    Mixed into a Keras 3 or tf_keras ``Layer`` subclass, before the layer class.
+
+    Args:
+        attention: the ``MultiHeadAttention`` layer.
+        causal: whether its call used ``use_causal_mask=True``.
+        **kwargs: passed to the layer class.
+    """
+
+    def __init__(self, attention: Any, causal: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        object.__setattr__(self, "_attention", attention)
+        self.causal = bool(causal)
+
+
+class HeadNorms(_Attending, keras.layers.Layer):
     """``[batch, tokens, heads]``: each head's attention output norm over ``value_dim``.
 
     Runs the attention layer's own projections and attention on its inputs
@@ -157,11 +174,6 @@ class HeadNorms(keras.layers.Layer):
         causal: whether its call used ``use_causal_mask=True``.
         **kwargs: passed to ``keras.layers.Layer``.
     """
-
-    def __init__(self, attention: Any, causal: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        object.__setattr__(self, "_attention", attention)
-        self.causal = bool(causal)
 
     def call(self, query: Any, value: Any, key: Any = None) -> Any:
         """The head norms ``[batch, tokens, heads]`` of the attention on these inputs.
@@ -204,7 +216,7 @@ def _tf_keras_head_norms() -> type:
     import tensorflow as tf
     import tf_keras
 
-    class TFKerasHeadNorms(tf_keras.layers.Layer):
+    class TFKerasHeadNorms(_Attending, tf_keras.layers.Layer):
         """:class:`HeadNorms` for a tf_keras ``MultiHeadAttention``, with ``tf`` ops.
 
         Args:
@@ -212,11 +224,6 @@ def _tf_keras_head_norms() -> type:
             causal: whether its call used ``use_causal_mask=True``.
             **kwargs: passed to ``tf_keras.layers.Layer``.
         """
-
-        def __init__(self, attention: Any, causal: bool = False, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            object.__setattr__(self, "_attention", attention)
-            self.causal = bool(causal)
 
         def call(self, query: Any, value: Any, key: Any = None) -> Any:
             """The head norms ``[batch, tokens, heads]`` (see :meth:`HeadNorms.call`)."""
