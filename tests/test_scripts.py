@@ -151,6 +151,19 @@ def test_obd_diagnosis_writes_its_tables(tmp_path):
 
 
 @pytest.mark.slow
+def test_obd_estimator_benchmark_applies_its_rule(tmp_path):
+    path = tmp_path / "estimator.json"
+    out = _run("benchmarks/obd_estimator.py", "--quick", "--archs", "mlp", "--out", str(path),
+               "--quiet")  # fmt: skip
+    result = json.loads(path.read_text())
+    assert {r["estimator"] for r in result["rows"]} == {"ggn", "top3", "sampled"}
+    means = result["summary"]["means"]
+    passing = [e for e in ("ggn", "top3", "sampled") if means["ggn"] - means[e] <= 0.005]
+    assert result["summary"]["chosen"] == passing[-1]
+    assert "rule: the cheapest within 0.5 pt of ggn" in out
+
+
+@pytest.mark.slow
 def test_cgan_benchmark_writes_its_rows(tmp_path):
     path = tmp_path / "cgan_forget.json"
     common = ["--epochs", "2", "--gan-seeds", "0", "--targets", "3", "--per-class", "10",
