@@ -16,6 +16,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 
 from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
+from keras_forget.introspect.inputs import forward_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,9 +45,13 @@ class Evaluation:
 def predict_labels(
     model: Any, data: Data, batch_size: int = 256
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(true labels, predicted labels, number of outputs)`` over ``data``, batch by batch."""
+    """``(true labels, predicted labels, number of outputs)`` over ``data``, batch by batch.
+
+    Batches are cut to ``forward_batch(model, batch_size)`` examples, so a large model's
+    eager forward pass holds a bounded amount of memory.
+    """
     truth, predicted, classes = [], [], 0
-    for x, y in data.batches(batch_size):
+    for x, y in data.batches(forward_batch(model, batch_size)):
         out = np.asarray(model(x, training=False))
         truth.append(y)
         predicted.append(out.argmax(axis=-1))

@@ -11,6 +11,7 @@ single input; :func:`input_model` then returns None and the caller decides.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,3 +42,33 @@ def input_model(model: Any, layers: Sequence[Any]) -> Any | None:
         return km.Model(inputs[0] if len(inputs) == 1 else inputs, tensors)
     except Exception:  # no graph, several inbound nodes, disconnected: no single input
         return None
+
+
+#: Most layer outputs a forward pass may hold at once (float32): 256 MB. An eager pass
+#: of a functional model keeps every layer's output until it returns.
+MAX_FORWARD_FLOATS = 2**26
+
+
+def forward_batch(model: Any, batch_size: int) -> int:
+    """``batch_size``, lowered so an eager forward pass holds at most
+    :data:`MAX_FORWARD_FLOATS` layer outputs (at least 1)."""
+    return max(1, min(batch_size, MAX_FORWARD_FLOATS // max(1, forward_floats(model))))
+
+
+def forward_floats(model: Any) -> int:
+    """Floats of every layer output of ``model`` for one example.
+
+    This is what an eager forward pass holds per example. A layer whose output
+    cannot be read (a subclassed model's, or a shared layer's) counts nothing.
+    """
+    total = 0
+    for layer in model.layers:
+        try:
+            outputs = layer.output
+        except (AttributeError, ValueError, RuntimeError):
+            continue
+        for tensor in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            shape = getattr(tensor, "shape", None)
+            if shape is not None:
+                total += math.prod(int(d or 1) for d in tuple(shape)[1:])
+    return total

@@ -41,7 +41,8 @@ from tqdm.auto import tqdm
 from keras_forget import _keras, selection
 from keras_forget.data import Data, size, take
 from keras_forget.errors import InvalidArgumentError
-from keras_forget.introspect.inputs import input_model
+from keras_forget.introspect import inputs
+from keras_forget.introspect.inputs import forward_floats, input_model
 from keras_forget.introspect.registry import prunable_weights
 from keras_forget.scores import obs as math
 from keras_forget.scores.resolver import Configurable
@@ -329,7 +330,9 @@ def _statistics(layers: list[_Layer], now: Any, before: Any, x: Any) -> list[tup
     ``now`` maps inputs to the layers' inputs in the network as it is (``X̃``),
     ``before`` (or None) in the original network (``X``). Each chunk's products are
     taken in float32 and summed over chunks in float64; a chunk holds at most
-    :data:`MAX_PATCH_ELEMENTS` patch entries (at least one example).
+    :data:`MAX_PATCH_ELEMENTS` patch entries and
+    :data:`~keras_forget.introspect.inputs.MAX_FORWARD_FLOATS` layer outputs of the
+    forward passes (at least one example).
     """
     sizes = [layer.width + int(layer.bias is not None) for layer in layers]
     hessians = [np.zeros((layer.groups, d, d)) for layer, d in zip(layers, sizes)]
@@ -337,7 +340,7 @@ def _statistics(layers: list[_Layer], now: Any, before: Any, x: Any) -> list[tup
     counts = [0] * len(layers)
     first = _flat(now(take(x, slice(0, 1)), training=False))
     per_example = sum(layer.patches(a).size for layer, a in zip(layers, first))
-    step = max(1, MAX_PATCH_ELEMENTS // max(1, per_example))
+    step = chunk(per_example, now, before)
     for start in range(0, size(x), step):
         xb = take(x, slice(start, start + step))
         seen = _flat(now(xb, training=False))
@@ -349,6 +352,15 @@ def _statistics(layers: list[_Layer], now: Any, before: Any, x: Any) -> list[tup
                 crosses[i] += np.matmul(current.transpose(0, 2, 1), _rows(layer, old[i]))
             counts[i] += current.shape[1]
     return [(h / n, None if c is None else c / n) for h, c, n in zip(hessians, crosses, counts)]
+
+
+def chunk(patch_elements: int, *models: Any) -> int:
+    """Examples per chunk: at most :data:`MAX_PATCH_ELEMENTS` patch entries and
+    :data:`~keras_forget.introspect.inputs.MAX_FORWARD_FLOATS` layer outputs of each of
+    ``models`` (None ignored); >= 1."""
+    forward = max((forward_floats(m) for m in models if m is not None), default=0)
+    by_patches = MAX_PATCH_ELEMENTS // max(1, patch_elements)
+    return max(1, min(by_patches, inputs.MAX_FORWARD_FLOATS // max(1, forward)))
 
 
 def _flat(outputs: Any) -> list[Any]:

@@ -16,7 +16,7 @@ outputs (``X w₀ + b₀``), so a BatchNormalization after it sees what it saw b
 its statistics stay valid. Layers are visited in graph order and each reads its
 inputs from the shrunk network as refit so far, so each also makes up for the error
 the earlier ones left. ``H = X̃ᵀX̃ / n`` and ``X̃ᵀX / n`` are accumulated batch by
-batch (:data:`keras_forget.surgery.obs.MAX_PATCH_ELEMENTS` patch entries at a time).
+batch (:func:`keras_forget.surgery.obs.chunk` examples at a time).
 
 Consumers that cannot be refit are left as they are: layers other than channels-last
 Dense / Conv1D / Conv2D with ``groups=1`` (depthwise, separable, grouped, transposed),
@@ -175,7 +175,7 @@ def _statistics(
     hessian, cross, count = np.zeros((d_new, d_new)), np.zeros((d_new, d_old)), 0
     first = _one(now(take(x, slice(0, 1)), training=False))
     per_example = new.patches(first).size + old.width * new.patches(first).shape[1]
-    step = max(1, obs.MAX_PATCH_ELEMENTS // max(1, per_example))
+    step = obs.chunk(per_example, now, before)
     for start in range(0, size(x), step):
         xb = take(x, slice(start, start + step))
         current = new.patches(_one(now(xb, training=False)))[0]

@@ -38,6 +38,7 @@ from keras_forget.errors import (
 )
 from keras_forget.introspect import heads
 from keras_forget.introspect.graph import CHANNELWISE, PRODUCERS, Graph
+from keras_forget.introspect.inputs import forward_batch
 from keras_forget.introspect.registry import all_weights, short_name
 
 UnitMasks = Mapping[str, np.ndarray]
@@ -388,7 +389,8 @@ def recalibrate_batchnorm(model: Any, data: Data, *, batch_size: int = 256) -> i
     Args:
         model: a Keras 3 or tf_keras functional or Sequential model.
         data: a checked :class:`~keras_forget.data.Data` (labels are ignored).
-        batch_size: batch size for array data.
+        batch_size: batch size for array data (lowered for a large model, see
+            :func:`~keras_forget.introspect.inputs.forward_batch`).
 
     Returns:
         The number of layers re-estimated.
@@ -403,7 +405,7 @@ def recalibrate_batchnorm(model: Any, data: Data, *, batch_size: int = 256) -> i
         probe = km.Model(_model_input(model), tensor)
         channels = int(tensor.shape[-1])
         total, squares, count = np.zeros(channels), np.zeros(channels), 0
-        for x, _ in data.batches(batch_size):
+        for x, _ in data.batches(forward_batch(probe, batch_size)):
             a = np.asarray(probe(x, training=False), np.float64).reshape(-1, channels)
             total, squares, count = total + a.sum(0), squares + np.square(a).sum(0), count + len(a)
         mean = total / count
