@@ -1,9 +1,11 @@
 """OBD's Gauss-Newton diagonal, exact or cheaper: validation accuracy and scoring time.
 
 OBD's saliency ``½·h_kk·w_k²`` needs the diagonal of the Gauss-Newton matrix. The exact
-diagonal (``OBD(estimator="ggn")``) takes one backward pass per class. Two cheaper ones:
+diagonal (``OBD(estimator="ggn")``) takes one backward pass per class. Three cheaper ones:
 the columns of each example's 3 most probable classes only (``OBD(classes=3)``, three
-passes; the columns dropped carry the probability mass outside them), and one label drawn
+passes; the columns dropped carry the probability mass outside them); the 2 most probable
+exactly and one column drawn from the rest, weighted by the inverse of its probability
+(``OBD(estimator="stratified", classes=2)``, three passes, unbiased); and one label drawn
 from the model's own prediction per example (``OBD(estimator="sampled")``, one pass,
 unbiased). This benchmark chooses among them by
 the protocol of benchmarks/README.md: ``kf.prune(model, data, sparsity=s, method=OBD(...))``
@@ -51,6 +53,7 @@ ARCHS = ("mlp", "mlp2", "vgg", "mobilenetv2")
 ESTIMATORS = {
     "ggn": {"estimator": "ggn"},
     "top3": {"estimator": "ggn", "classes": 3},
+    "strat2": {"estimator": "stratified", "classes": 2},
     "sampled": {"estimator": "sampled"},
 }
 TOLERANCE = 0.005

@@ -181,9 +181,54 @@ def test_sampled_labels_estimate_the_exact_gauss_newton_diagonal(toy):
         np.testing.assert_array_equal(again[key], first[key])  # seeded
 
 
-def test_obd_rejects_bad_probes():
+def test_the_most_probable_classes_give_the_diagonal_from_below_exact_with_every_class(toy):
+    model, x, y = toy
+    exact = _run(model, x, y, scores.OBD(estimator="ggn"))
+    for key, value in _run(model, x, y, scores.OBD(classes=C)).items():
+        np.testing.assert_allclose(value, exact[key], rtol=1e-6, atol=1e-12)
+    a = np.concatenate([exact[k].ravel() for k in exact])
+    errors, previous = [], None
+    for m in range(1, C):
+        top = _run(model, x, y, scores.OBD(classes=m))
+        for key in exact:  # each dropped column adds p_c · (a gradient)² >= 0
+            assert np.all(top[key] <= exact[key] * (1 + 1e-5) + 1e-12), (m, key)
+            if previous is not None:
+                assert np.all(previous[key] <= top[key] * (1 + 1e-5) + 1e-12), (m, key)
+        errors.append(np.abs(np.concatenate([top[k].ravel() for k in exact]) - a).sum() / a.sum())
+        previous = top
+    assert errors == sorted(errors, reverse=True) and errors[0] > errors[-1]
+
+
+def test_stratified_columns_estimate_the_exact_diagonal_without_bias(toy):
+    model, x, y = toy
+    exact = _run(model, x, y, scores.OBD(estimator="ggn"))
+    a = np.concatenate([exact[k].ravel() for k in exact])
+
+    def flat(score):
+        found = _run(model, x, y, score)
+        return np.concatenate([found[k].ravel() for k in exact])
+
+    assert scores.OBD(estimator="stratified").classes == 2
+    # One class left over: it is drawn surely, and the estimate is exact.
+    sure = flat(scores.OBD(estimator="stratified", classes=C - 1))
+    np.testing.assert_allclose(sure, a, rtol=1e-5, atol=1e-12)
+    draws = [flat(scores.OBD(estimator="stratified", classes=1, seed=s)) for s in range(20)]
+    one = np.abs(draws[0] - a).sum() / a.sum()
+    mean = np.abs(np.mean(draws, axis=0) - a).sum() / a.sum()
+    assert mean < 0.5 * one  # the draws average out to the exact diagonal
+    sampled = [flat(scores.OBD(estimator="sampled", seed=s)) for s in range(6)]
+    sampled_error = np.mean([np.abs(d - a).sum() / a.sum() for d in sampled])
+    stratified_error = np.mean([np.abs(d - a).sum() / a.sum() for d in draws[:6]])
+    assert stratified_error < sampled_error  # the top class taken exactly lowers the error
+
+
+def test_obd_rejects_bad_probes_and_classes():
     with pytest.raises(InvalidArgumentError, match="`probes`"):
         scores.OBD(estimator="sampled", probes=0)
+    with pytest.raises(InvalidArgumentError, match="`classes`"):
+        scores.OBD(classes=0)
+    with pytest.raises(InvalidArgumentError, match="estimator='ggn' or 'stratified' only"):
+        scores.OBD(estimator="sampled", classes=2)
 
 
 def test_magnitude_and_random(toy):

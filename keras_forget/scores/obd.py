@@ -16,6 +16,9 @@ per-example gradient per class column for other weights.
 drawn from the model's predictions, ``E_ŷ[(∂ log p_ŷ/∂w)²]``: one backward pass
 per drawn label instead of one per class, for many classes or large models.
 
+``estimator="stratified"`` takes each example's most probable classes exactly and
+one class drawn from the rest, weighted so the estimate stays unbiased.
+
 ``estimator="hutchinson"`` instead estimates the diagonal of the true Hessian
 as ``E[v ⊙ Hv]`` over Rademacher probes ``v``. It needs no softmax output
 (any ``output_fn``), but is noisy: its relative error falls only as
@@ -38,7 +41,7 @@ from keras_forget.scores.base import Score, ScoreMap
 from keras_forget.scores.factored import gradient_sums
 from keras_forget.scores.objective import Objective
 
-ESTIMATORS = ("ggn", "sampled", "hutchinson")
+ESTIMATORS = ("ggn", "stratified", "sampled", "hutchinson")
 
 
 class OBD(Score):
@@ -46,17 +49,23 @@ class OBD(Score):
 
     Args:
         estimator: ``"ggn"`` (exact Gauss-Newton diagonal, classifiers),
-            ``"sampled"`` (the same diagonal estimated from labels drawn from the
-            model's own predictions, classifiers; one backward pass per probe
-            instead of one per class) or ``"hutchinson"`` (stochastic Hessian
-            diagonal, any objective).
+            ``"stratified"`` (its most probable classes exactly and one drawn
+            from the rest, unbiased, classifiers; ``classes + 1`` backward
+            passes), ``"sampled"`` (the same diagonal estimated from labels drawn
+            from the model's own predictions, classifiers; one backward pass per
+            probe instead of one per class) or ``"hutchinson"`` (stochastic
+            Hessian diagonal, any objective).
         probes: labels drawn per example for ``"sampled"`` (default 1),
             Rademacher probes per batch for ``"hutchinson"`` (default 16).
         classes: for ``"ggn"``, the columns of the square root kept per example:
             None (all: the exact diagonal) or the ``classes`` most probable
             classes of each example, one backward pass each. Column ``c`` adds
             ``p_c · (∂(z_c − pᵀz)/∂w)²``, so the columns dropped carry the
-            probability mass outside the example's top classes.
+            probability mass outside the example's top classes. For
+            ``"stratified"`` (default 2): those columns exactly, plus one column
+            drawn from the other classes in proportion to ``p`` and weighted by
+            the inverse of its probability, so the estimate stays unbiased
+            (``classes + 1`` backward passes).
         seed: seed of the draws.
         factored: compute ``"ggn"``'s sums for Dense and convolution kernels from
             one backward pass per class (:mod:`keras_forget.scores.factored`)
@@ -86,10 +95,13 @@ class OBD(Score):
             isinstance(classes, bool) or not isinstance(classes, int) or classes < 1
         ):
             raise InvalidArgumentError(f"`classes` must be None or an int >= 1, got {classes!r}.")
-        if classes is not None and estimator != "ggn":
+        if classes is not None and estimator not in ("ggn", "stratified"):
             raise InvalidArgumentError(
-                f"`classes` applies to estimator='ggn' only, got estimator={estimator!r}."
+                "`classes` applies to estimator='ggn' or 'stratified' only, got "
+                f"estimator={estimator!r}."
             )
+        if estimator == "stratified" and classes is None:
+            classes = 2
         self.estimator, self.probes, self.seed = estimator, int(probes), int(seed)
         self.factored, self.classes = bool(factored), classes
 
@@ -109,13 +121,14 @@ class OBD(Score):
         if self._rebound:  # same model and variables: keep the traced function
             return
         variables = {k: w.variable for k, w in weights.items()}
-        if self.estimator in ("ggn", "sampled"):
+        if self.estimator in ("ggn", "stratified", "sampled"):
             if not objective.is_classifier:
                 raise InvalidArgumentError(
                     "OBD's Gauss-Newton diagonal needs a classifier; with `output_fn` "
                     "use OBD(estimator='hutchinson')."
                 )
-            columns = self._top() if self.estimator == "ggn" else self._sampled()
+            columns = {"ggn": self._top, "stratified": self._stratified, "sampled": self._sampled}
+            columns = columns[self.estimator]()
             self._run = self._ggn(model, weights, objective, columns)
         else:
             self._run = self._hutchinson(model, variables, objective)
@@ -143,6 +156,31 @@ class OBD(Score):
 
         return columns
 
+    def _stratified(self):
+        """``[batch, m + 1]``: the top ``m`` columns, and one drawn from the rest.
+
+        The drawn column ``c`` is divided by ``√q_c``, ``q_c`` the probability of
+        drawing it (``p_c`` over the mass outside the top ``m``), so its square
+        is an unbiased estimate of the rest's sum.
+        """
+        rng, m = tf.random.Generator.from_seed(self.seed), self.classes
+
+        def columns(log_p: tf.Tensor) -> tf.Tensor:
+            every = self._exact(log_p)
+            if m >= every.shape[-1]:
+                return every
+            fixed = tf.stop_gradient(log_p)
+            _, top = tf.math.top_k(fixed, k=m)
+            taken = tf.reduce_any(tf.one_hot(top, tf.shape(fixed)[-1]) > 0, axis=1)
+            rest = tf.where(taken, tf.constant(-np.inf, fixed.dtype), fixed)
+            gumbel = -tf.math.log(-tf.math.log(rng.uniform(tf.shape(rest), 1e-20, 1.0)))
+            drawn = tf.argmax(rest + gumbel, axis=-1)
+            log_q = tf.gather(tf.nn.log_softmax(rest), drawn, batch_dims=1)
+            one = tf.gather(every, drawn, batch_dims=1) * tf.exp(-0.5 * log_q)
+            return tf.concat([tf.gather(every, top, batch_dims=1), one[:, None]], axis=-1)
+
+        return columns
+
     def _sampled(self):
         """``log p_ŷ / √probes`` for ``probes`` labels ``ŷ ~ p`` per example.
 
@@ -164,7 +202,9 @@ class OBD(Score):
         self, model: Any, weights: Mapping[str, PrunableWeight], objective: Objective, columns
     ):
         count = self.probes if self.estimator == "sampled" else 16  # for chunk sizing only
-        if self.estimator == "ggn" and self.classes is not None:
+        if self.estimator == "stratified":
+            count = self.classes + 1
+        elif self.estimator == "ggn" and self.classes is not None:
             count = self.classes
         elif self.estimator == "ggn":
             try:
