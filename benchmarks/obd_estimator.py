@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 from compression import mobilenet, rgb32  # noqa: E402
 from discedit_cnn import train as train_cnn  # noqa: E402
 from discedit_cnn import vgg  # noqa: E402
-from obd_diagnosis import MLPS, mlp, split  # noqa: E402
+from obd_diagnosis import MLPS, mlp, split, spread  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 import keras_forget as kf  # noqa: E402
@@ -91,11 +91,6 @@ def rows_for(arch: str, seed: int, model, fit, val, args) -> list[dict]:
                   + " ".join(f"{r['sparsity']}: {r['val_acc']:.3f}" for r in done)
                   + f"  ({sum(r['seconds'] for r in done):.1f}s)", flush=True)  # fmt: skip
     return rows
-
-
-def spread(values) -> dict:
-    v = np.asarray(values, float)
-    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
 
 
 def summarize(rows: list[dict]) -> dict:
