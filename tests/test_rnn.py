@@ -1,5 +1,6 @@
 """Recurrent models: SimpleRNN/LSTM/GRU cells (also inside Bidirectional) are pruned
-weight by weight on both flavours, and their masks hold through fine-tuning.
+weight by weight and unit by unit on both flavours, and their masks hold through
+fine-tuning.
 
 The 8x8 digits are read as sequences of 8 rows of 8 pixels.
 """
@@ -287,3 +288,86 @@ def test_removed_recurrent_units_stay_zero_through_fine_tune(sequences, trained,
     # The raw variables after training, inside tfmot's wrapper on tf_keras.
     assert_pruned_zero(result.model, result.masks)
     assert result.report.fine_tuned.accuracy > 0.6
+
+
+def _bidirectional(flavor: str, merge: str):
+    """Two Bidirectional layers (the first returning sequences), a Dense head."""
+    import tf_keras
+
+    km = keras if flavor == "keras3" else tf_keras
+    km.utils.set_random_seed(0)
+    layers = km.layers
+    return km.Sequential(
+        [
+            km.Input((8, 8)),
+            layers.Bidirectional(
+                layers.LSTM(12, return_sequences=True), merge_mode=merge, name="first"
+            ),
+            layers.Bidirectional(layers.GRU(8), name="second"),
+            layers.Dense(10, name="out"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("flavor", ["keras3", "tf_keras"])
+def test_bidirectional_layers_lose_unit_j_of_both_directions(sequences, flavor):
+    from keras_forget.introspect.graph import Graph
+    from keras_forget.surgery import structured
+
+    (x, y), (x_test, _) = sequences
+    model = _fit(_bidirectional(flavor, "concat"), (x[:256], y[:256]), epochs=1)
+    bi = model.get_layer("first")
+    forward, backward = (f"first/{s.name}" for s in (bi.forward_layer, bi.backward_layer))
+    groups = Graph(model).prunable()
+    assert groups[forward].size == 12
+    assert groups[forward].producers == [forward, backward]
+    keep = np.arange(12) % 3 != 0
+    small = structured.shrink(model, {forward: keep}, sample=x_test[:32])  # checks == masked
+    layer = small.get_layer("first")
+    assert layer.forward_layer.units == layer.backward_layer.units == 8
+    assert layer.backward_layer.go_backwards
+    assert small.get_layer("second").forward_layer.cell.kernel.shape[0] == 16
+    masked = structured.masked_copy(model, {forward: keep})
+    km = _keras.keras_module(model)
+    steps = np.asarray(km.Model(masked.inputs[0], masked.get_layer("first").output)(x_test[:32]))
+    removed = ~np.tile(keep, 2)  # forward units, then backward units
+    assert np.all(steps[..., removed] == 0)
+    assert np.all(np.any(steps[..., ~removed] != 0, axis=(0, 1)))
+    np.testing.assert_allclose(
+        np.asarray(small(x_test[:64])), np.asarray(masked(x_test[:64])), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("flavor", ["keras3", "tf_keras"])
+def test_summed_directions_lose_the_same_units(sequences, flavor):
+    (x, y), test = sequences
+    model = _fit(_bidirectional(flavor, "sum"), (x[:256], y[:256]), epochs=1)
+    bi = model.get_layer("first")
+    result = kf.prune(
+        model,
+        (x[:256], y[:256]),
+        sparsity=0.25,
+        granularity="unit",
+        shrink=True,
+        fine_tune=kf.FineTune(epochs=1),
+        eval_data=test,
+        verbose=False,
+    )
+    (key,) = [k for k in result.unit_masks if k.startswith("first/")]
+    assert key == f"first/{bi.forward_layer.name}"  # one group: unit j of both directions
+    kept = int(result.unit_masks[key].sum())
+    assert kept == 9
+    layer = result.model.get_layer("first")
+    assert layer.forward_layer.units == layer.backward_layer.units == kept
+    assert result.model.count_params() < model.count_params()
+    # Without the shrink, the removed units' weights in both directions stay zero.
+    masked = kf.prune(
+        model, (x[:256], y[:256]), sparsity=0.25, granularity="unit",
+        fine_tune=kf.FineTune(epochs=1), verbose=False,
+    )  # fmt: skip
+    gates = np.tile(~masked.unit_masks[key], 4)
+    for side in (bi.forward_layer.name, bi.backward_layer.name):
+        for weight in ("kernel", "recurrent_kernel", "bias"):
+            mask = masked.masks[f"first/{side}/{weight}"]
+            np.testing.assert_array_equal(np.all(~mask.reshape(-1, 48), axis=0), gates)
+    assert_pruned_zero(masked.model, masked.masks)

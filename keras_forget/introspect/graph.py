@@ -17,7 +17,12 @@ kernel, recurrent kernel and bias outputs exactly zero at every step (its
 candidate, and so its state, stays ``activation(0) = 0`` from the zero initial
 state), so it is removed like a Dense unit: those columns, and the recurrent
 kernel's row that reads it, go. Stateful layers, layers returning their states
-and activations that do not map 0 to 0 are left whole.
+and activations that do not map 0 to 0 are left whole. A ``Bidirectional``
+layer's directions are *sublayer* producers, named ``"<layer>/<direction's
+name>"`` as in weight keys, of one group: unit j of the forward and of the
+backward layer go together, whether the directions are concatenated, summed,
+averaged or multiplied (Keras 3's ``Bidirectional`` assumes directions of the
+same size).
 
 A removed channel is zero in the masked model unless an activation or op maps
 0 elsewhere (``sigmoid``, ``x + 3.0``): such a segment is *dirty*. A product
@@ -80,10 +85,13 @@ class Graph:
         inputs: ``{node name: [Layout of each input]}``.
         classes: ``{node name: class name}`` (ops: ``"keras.ops.add"``, ``"tf.math.add"``).
         roles: ``{layer name: role}`` of the layers surgery edits: ``"producer"``,
-            ``"recurrent"`` (a producer with gates), ``"channelwise"``, ``"grouped"``
+            ``"recurrent"`` (a producer with gates), ``"bidirectional"`` (two of
+            them, see ``directions``), ``"channelwise"``, ``"grouped"``
             (``Conv(groups=channels)``), ``"reshape"``, ``"attention"`` (a
             ``MultiHeadAttention`` whose heads are a group).
         ops: ``{node name: OpCall}`` of the op nodes.
+        directions: ``{Bidirectional layer: [(sublayer path, Layout of its units)]}``,
+            forward first (one group: the same units).
         order: node names in topological order.
         notes: one line per group left whole (the warning's lines).
     """
@@ -107,6 +115,9 @@ class Graph:
         self.layouts: dict[str, Layout] = {}
         self.inputs: dict[str, list[Layout]] = {}
         self.roles: dict[str, str] = {}
+        self.directions: dict[str, list[tuple[str, Layout]]] = {}
+        self._sublayers: dict[str, Any] = {}
+        self._owners: dict[str, str] = {}
         self._parent: list[int] = []
         self._raw: list[Group] = []
         for name in self.order:
@@ -154,9 +165,11 @@ class Graph:
             first, second = self._raw[keep], self._raw[drop]
             first.producers += second.producers
             first.reasons += second.reasons
-            first.score_layer = max(first.score_layer, second.score_layer, key=self._position)
+            if self._position(second.score_layer) > self._position(first.score_layer):
+                first.score_layer, first.fold = second.score_layer, second.fold
 
     def _position(self, name: str) -> int:
+        name = self.owner(name)
         return self.order.index(name) if name in self.order else -1
 
     def _freeze(self, layout: Layout, reason: Reason) -> None:
@@ -203,7 +216,8 @@ class Graph:
 
     def _score_at(self, layout: Layout, name: str) -> None:
         if len(layout.segments) == 1 and layout.repeat == 1 and name not in self.ops:
-            self._raw[self._find(layout.segments[0][0])].score_layer = name
+            group = self._raw[self._find(layout.segments[0][0])]
+            group.score_layer, group.fold = name, 1
 
     def _visit(self, name: str) -> Layout:
         cls, config, ins = self.classes[name], self.configs[name], self.inputs[name]
@@ -216,6 +230,8 @@ class Graph:
         if len(ins) != 1 and cls not in table.COUPLING and cls != "Concatenate":
             why = "structured surgery does not know this layer"
             return self._unknown(name, f"it has {len(ins)} inputs" if cls in PRODUCERS else why)
+        if cls == "Bidirectional":
+            return self._bidirectional(name, config, ins[0])
         if cls in table.RECURRENT:
             return self._recurrent(name, config, ins[0])
         if cls in PRODUCERS:
@@ -326,23 +342,53 @@ class Graph:
 
     def _recurrent(self, name: str, config: Mapping[str, Any], ins: Layout) -> Layout:
         """A ``SimpleRNN``/``GRU``/``LSTM``: a producer whose units are its output channels."""
-        if config.get("stateful"):
-            return self._unknown(name, "it is stateful: its kept states would change shape")
-        if config.get("return_state"):
-            return self._unknown(name, "it returns its states")
-        activation = config.get("activation", "tanh")
-        if table.activation_effect(activation) != table.ZERO:
-            why = f"its activation {activation!r} does not keep a removed unit at 0"
+        why = _recurrent_blocker(config) or ("its input is flattened" if ins.repeat != 1 else None)
+        if why:
             return self._unknown(name, why)
+        self._reject_dirt(ins, name)
+        self.roles[name] = "recurrent"
+        return self._units(name, name, int(config["units"]))
+
+    def _units(self, producer: str, score_layer: str, size: int) -> Layout:
+        """A new group of ``size`` units made by ``producer``, scored at ``score_layer``."""
+        layout = self._new(producer, size)
+        group = self._raw[layout.segments[0][0]]
+        group.producers.append(producer)
+        group.score_layer = score_layer
+        return layout
+
+    def _bidirectional(self, name: str, config: Mapping[str, Any], ins: Layout) -> Layout:
+        """A ``Bidirectional`` recurrent layer: unit j of both directions is one unit."""
+        layer = self.layer(name)
+        sublayers = [layer.forward_layer, layer.backward_layer]
+        for sub in sublayers:
+            kind = type(sub).__name__
+            why = _recurrent_blocker(sub.get_config()) if kind in table.RECURRENT else None
+            if kind not in table.RECURRENT or why:
+                return self._unknown(name, why or f"it wraps a {kind}")
+        sizes = {int(sub.get_config()["units"]) for sub in sublayers}
+        merge = config.get("merge_mode", "concat")
+        if len(sizes) != 1:
+            return self._unknown(name, f"its directions have {' and '.join(map(str, sizes))} units")
+        if merge not in ("concat", "sum", "ave", "mul"):
+            return self._unknown(name, f"its directions are merged by {merge!r}")
         if ins.repeat != 1:
             return self._unknown(name, "its input is flattened")
         self._reject_dirt(ins, name)
-        layout = self._new(name, int(config["units"]))
-        group = self._raw[layout.segments[0][0]]
-        group.producers.append(name)
-        group.score_layer = name
-        self.roles[name] = "recurrent"
-        return layout
+        self.roles[name] = "bidirectional"
+        self.directions[name] = []
+        size = sizes.pop()
+        for sub in sublayers:
+            path = f"{name}/{sub.name}"
+            self._sublayers[path], self._owners[path] = sub, name
+            self.classes[path] = type(sub).__name__
+            self.directions[name].append((path, self._units(path, name, size)))
+        forward, backward = (layout for _, layout in self.directions[name])
+        if merge != "concat":
+            return self._couple(name, [forward, backward], product=merge == "mul")
+        self._union(forward.segments[0][0], backward.segments[0][0])
+        self._raw[self._find(forward.segments[0][0])].fold = 2
+        return Layout(forward.segments + backward.segments)
 
     def _channelwise(
         self, name: str, cls: str, config: Mapping[str, Any], layout: Layout
@@ -417,7 +463,7 @@ class Graph:
         for gid in sorted(roots, key=lambda g: not self._raw[g].producers):  # producers keep keys
             group = self._raw[gid]
             if group.producers and group.kind == "channels":
-                group.producers.sort(key=self.order.index)
+                group.producers.sort(key=self._position)
                 group.key = group.producers[0]
             group.frozen = self._primary(group)
             group.key += f"#{gid}" if group.key in groups else ""  # a producer's activation
@@ -479,5 +525,23 @@ class Graph:
         return table.RECURRENT.get(self.classes.get(name, ""), 1)
 
     def layer(self, name: str) -> Any:
-        """The model's layer called ``name``."""
+        """The model's layer called ``name``, or the sublayer at a path (``"bi/forward_lstm"``)."""
+        if name in self._sublayers:
+            return self._sublayers[name]
         return self.model.get_layer(name)
+
+    def owner(self, name: str) -> str:
+        """The model's layer holding a sublayer producer (``"bi"``); ``name`` itself otherwise."""
+        return self._owners.get(name, name)
+
+
+def _recurrent_blocker(config: Mapping[str, Any]) -> str | None:
+    """Why a recurrent layer's units cannot be removed, or None."""
+    if config.get("stateful"):
+        return "it is stateful: its kept states would change shape"
+    if config.get("return_state"):
+        return "it returns its states"
+    activation = config.get("activation", "tanh")
+    if table.activation_effect(activation) != table.ZERO:
+        return f"its activation {activation!r} does not keep a removed unit at 0"
+    return None

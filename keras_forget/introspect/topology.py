@@ -66,6 +66,9 @@ class Group:
         score_layer: the layer whose output is scored for this group: the last
             producer, BatchNormalization, activation or merge layer carrying
             exactly these channels (the post-BN, post-activation block output).
+        fold: how many blocks of the group's channels lie side by side in the
+            score layer's output: 2 for a ``Bidirectional`` layer concatenating
+            its directions, whose unit j of each is removed together; else 1.
         frozen: why the group cannot be cut, or None.
         reasons: every reason found (``frozen`` is the one nearest the producers).
         kind: ``"channels"`` (the units are channels of tensors) or ``"heads"``
@@ -77,6 +80,7 @@ class Group:
     size: int
     producers: list[str] = dataclasses.field(default_factory=list)
     score_layer: str = ""
+    fold: int = 1
     frozen: str | None = None
     reasons: list[Reason] = dataclasses.field(default_factory=list)
     kind: str = "channels"

@@ -144,7 +144,9 @@ def score_split(
 def feature_model(graph: Graph, keys: Sequence[str]) -> Any:
     """A model from the inputs to each group's features (in ``keys`` order).
 
-    A channel group's features are its score layer's output; an attention
+    A channel group's features are its score layer's output (for a
+    ``Bidirectional`` layer's concatenated directions, reshaped so that each
+    direction's unit j is the same unit at another position); an attention
     layer's heads', each head's attention output norm ``[batch, tokens, heads]``
     (:func:`keras_forget.introspect.heads.norms`).
     """
@@ -159,7 +161,13 @@ def _features(graph: Graph, key: str) -> Any:
     """The symbolic tensor of group ``key``'s features."""
     group = graph.groups[key]
     layer = graph.model.get_layer(group.score_layer)
-    return heads.norms(layer) if group.kind == "heads" else layer.output
+    if group.kind == "heads":
+        return heads.norms(layer)
+    if group.fold == 1:
+        return layer.output
+    shape = tuple(layer.output.shape)[1:-1]  # each block's unit j at another position
+    folded = (*[-1 if d is None else int(d) for d in shape], group.fold, group.size)
+    return _keras.keras_module(graph.model).layers.Reshape(folded)(layer.output)
 
 
 def _from_gradients(

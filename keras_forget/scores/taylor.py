@@ -99,7 +99,7 @@ class Taylor(UnitScore):
                 out.update({k: w for k, w in prunable.items() if k.startswith(prefix)})
                 continue
             for key, _, _ in scaling_weights(graph, group):
-                name = key.rsplit("/", 1)[0]
+                name = graph.owner(key.rsplit("/", 1)[0])  # a Bidirectional holds its directions
                 out[key] = PrunableWeight(key, graph.layer(name), variables[key])
         return out
 
@@ -177,8 +177,8 @@ def scaling_weights(graph: Graph, group: Group) -> list[Scaling]:
             if weight not in ("moving_mean", "moving_variance"):
                 axis = graph.channel_axis(name, len(variable.shape))
                 touched.setdefault(name, []).append((f"{name}/{weight}", axis, positions))
-    upstream = {n: _ancestors(graph, n) for n in touched}
-    last = [n for n in touched if not any(n in upstream[m] for m in touched if m != n)]
+    upstream = {n: _ancestors(graph, graph.owner(n)) for n in touched}
+    last = [n for n in touched if not any(graph.owner(n) in upstream[m] for m in touched)]
     return [entry for name in last for entry in touched[name]]
 
 

@@ -195,7 +195,18 @@ def _slice_weights(
                 out.append(np.take(value, cols, axis=0))
         return out
     if role == "recurrent":
-        return _slice_recurrent(graph, name, masks)
+        rows = graph.channel_mask(graph.inputs[name][0], masks)
+        units = graph.channel_mask(graph.layouts[name], masks)
+        return _slice_recurrent(graph.layer(name), rows, units, graph.gates(name))
+    if role == "bidirectional":
+        rows = graph.channel_mask(graph.inputs[name][0], masks)
+        out, cut = [], False
+        for path, layout in graph.directions[name]:
+            units = graph.channel_mask(layout, masks)
+            values = _slice_recurrent(graph.layer(path), rows, units, graph.gates(path))
+            cut |= values is not None
+            out += graph.layer(path).get_weights() if values is None else values
+        return out if cut else None
     if role in ("channelwise", "grouped"):
         keep = graph.channel_mask(graph.inputs[name][0], masks)
         if keep.all():
@@ -207,15 +218,23 @@ def _slice_weights(
 
 
 def _slice_recurrent(
-    graph: Graph, name: str, masks: dict[str, np.ndarray]
+    layer: Any, rows: np.ndarray, units: np.ndarray, gates: int
 ) -> list[np.ndarray] | None:
-    """A recurrent layer's kept weights: input rows, unit rows and every gate's unit columns."""
-    rows = graph.channel_mask(graph.inputs[name][0], masks)
-    units = graph.channel_mask(graph.layouts[name], masks)
+    """A recurrent layer's kept weights: input rows, unit rows and every gate's unit columns.
+
+    Args:
+        layer: the ``SimpleRNN``/``GRU``/``LSTM`` layer.
+        rows: keep-mask of its input channels.
+        units: keep-mask of its units.
+        gates: unit column blocks in its kernels (:meth:`Graph.gates`).
+
+    Returns:
+        The kept weights in ``layer.get_weights()`` order; None if all are kept.
+    """
     if rows.all() and units.all():
         return None
-    columns = np.flatnonzero(np.tile(units, graph.gates(name)))
-    layer, out = graph.layer(name), []
+    columns = np.flatnonzero(np.tile(units, gates))
+    out = []
     for variable, value in zip(layer.weights, map(np.asarray, layer.get_weights())):
         value = np.take(value, columns, axis=-1)
         if short_name(variable) == "kernel":
@@ -240,11 +259,38 @@ def _shrunk_config(graph: Graph, layer: Any, masks: dict[str, np.ndarray]) -> di
         config[PRODUCERS[type(layer).__name__]] = kept
     elif role == "recurrent":
         config["units"] = kept
+    elif role == "bidirectional":
+        config = _bidirectional_config(graph, name, _plain(config), masks)
     elif role == "grouped":
         config["filters"] = config["groups"] = kept
     elif role == "reshape" and config["target_shape"][-1] != -1:
         config["target_shape"] = (*tuple(config["target_shape"])[:-1], kept)
     return config
+
+
+def _bidirectional_config(
+    graph: Graph, name: str, config: dict[str, Any], masks: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """A ``Bidirectional`` config with the kept units in both directions.
+
+    The directions' build configs go (their inputs may have lost channels).
+    """
+    (_, layout), _ = graph.directions[name]
+    units = int(graph.channel_mask(layout, masks).sum())
+    for key in ("layer", "backward_layer"):
+        if config.get(key) is not None:  # Keras 3 lists both, tf_keras a custom backward one
+            config[key].pop("build_config", None)
+            config[key]["config"]["units"] = units
+    return config
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every mapping and list copied into plain ``dict`` and ``list``."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def random_sample(model: Any, n: int = 8, *, seed: int = 0) -> Any:
