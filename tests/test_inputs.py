@@ -95,3 +95,75 @@ def test_labels_and_statistics_do_not_depend_on_the_budget(trained, monkeypatch)
         np.testing.assert_allclose(c, c1, rtol=1e-5, atol=1e-7)
     moving = structured.recalibrate_batchnorm(small_again.model, kf.data.Data.of(train, model))
     assert moving == 1
+
+
+def _branchy(flavor: str = "keras3"):
+    """Residual and concatenating blocks, an op node and a parallel branch: every kind of cut."""
+    import tf_keras
+
+    km = keras if flavor == "keras3" else tf_keras
+    km.utils.set_random_seed(0)
+    L = km.layers
+    x = km.Input((8, 8, 1), name="image")
+    stem = L.Conv2D(6, 3, padding="same", activation="relu", name="stem")(x)
+    a = L.Conv2D(6, 3, padding="same", activation="relu", name="a")(stem)
+    b = L.Conv2D(6, 1, name="b")(a)
+    res = L.Add(name="res")([stem, b])
+    left = L.Conv2D(4, 1, name="left")(res)
+    right = L.Conv2D(4, 3, padding="same", name="right")(res)
+    cat = L.Concatenate(name="cat")([res, left, right])
+    scaled = L.Activation("relu", name="act")(cat * 2.0)
+    flat = L.Flatten(name="flat")(scaled)
+    hidden = L.Dense(12, activation="relu", name="hidden")(flat)
+    return km.Model(x, L.Dense(10, name="out")(hidden))
+
+
+def _one(outputs) -> np.ndarray:
+    return np.asarray(outputs[0] if isinstance(outputs, (list, tuple)) else outputs)
+
+
+def test_dominators_are_the_nodes_every_path_passes_through():
+    from keras_forget.introspect.topology import dominators
+
+    order = ["in", "stem", "a", "b", "res", "left", "right", "cat", "out"]
+    parents = {"stem": ["in"], "a": ["stem"], "b": ["a"], "res": ["stem", "b"],
+               "left": ["res"], "right": ["res"], "cat": ["res", "left", "right"],
+               "out": ["cat"]}  # fmt: skip
+    idom = dominators(order, parents)
+    assert idom == {"in": None, "stem": "in", "a": "stem", "b": "a", "res": "stem",
+                    "left": "res", "right": "res", "cat": "res", "out": "cat"}  # fmt: skip
+    two = dominators(["x1", "x2", "sum", "out"], {"sum": ["x1", "x2"], "out": ["sum"]})
+    assert two == {"x1": None, "x2": None, "sum": None, "out": "sum"}
+
+
+IN_ORDER = ("a", "b", "left", "right", "hidden", "out")
+
+
+@pytest.mark.parametrize(
+    ("flavor", "budget", "visits"),
+    [("keras3", None, IN_ORDER), ("tf_keras", None, IN_ORDER), ("keras3", 0, IN_ORDER),
+     ("keras3", None, ("right", "hidden", "left", "out", "a", "b"))],
+)  # fmt: skip
+def test_layer_inputs_equal_a_pass_from_the_model_inputs_as_weights_change(
+    digits, flavor, budget, visits
+):
+    """Visiting layers and changing each, every layer's inputs equal a fresh pass from the
+    model's inputs (budget 0: nothing cached; out of graph order: stale activations dropped)."""
+    from keras_forget.introspect.graph import Graph
+    from keras_forget.introspect.inputs import LayerInputs
+
+    (x, _), _ = digits
+    model = _branchy(flavor)
+    graph = Graph(model, warn=False)
+    seen = LayerInputs(model, x[:100], graph.order, graph.parents, budget=budget)
+    resumed = []
+    for name in visits:
+        layer = model.get_layer(name)
+        runner, start = seen.inputs_to(layer)
+        resumed.append(start.shape != x[:100].shape)  # from an activation, not the inputs
+        got = np.concatenate([_one(runner(start[i : i + 32])) for i in range(0, 100, 32)])
+        want = _one(input_model(model, [layer])(x[:100]))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
+        kernel = layer.kernel.numpy()
+        layer.kernel.assign(kernel * 0.5 + 0.1)  # what a refit does before the next layer
+    assert all(resumed) if budget is None else not any(resumed)

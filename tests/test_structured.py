@@ -346,6 +346,22 @@ def test_reconstruct_brings_a_cnn_closer_to_the_original_logits():
     )
 
 
+def test_reconstruct_from_cached_activations_equals_passes_from_the_inputs(monkeypatch):
+    from keras_forget.introspect import inputs
+
+    model = _residual()
+    graph = Graph(model)
+    masks = {**_drop(graph, "stem", [2]), **_drop(graph, "c1", [0]), **_drop(graph, "extra", [1])}
+    data = _calibration(model, 128)
+    cached = structured.shrink(model, masks, graph=graph)
+    reconstruct.reconstruct(model, cached, masks, data, graph=graph)
+    monkeypatch.setattr(inputs, "MAX_CACHED_FLOATS", 0)  # every pass from the model's inputs
+    uncached = structured.shrink(model, masks, graph=graph)
+    reconstruct.reconstruct(model, uncached, masks, data, graph=graph)
+    for ours, theirs in zip(cached.get_weights(), uncached.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
 def test_prune_reconstruct_leaves_the_callers_model_unchanged(small_cnn, digits):
     train, test = digits
     before = [w.copy() for w in small_cnn.get_weights()]

@@ -175,3 +175,41 @@ def nearest_first(
                 distance[child] = distance[node] + 1
                 queue.append(child)
     return sorted(blocks, key=lambda r: distance.get(r.at, math.inf))
+
+
+def dominators(order: list[str], parents: dict[str, list[str]]) -> dict[str, str | None]:
+    """The immediate dominator of every node of a layer graph.
+
+    Node ``d`` dominates ``n`` when every path from the model's inputs to ``n``
+    passes through ``d``: ``d``'s output then determines ``n``'s inputs. In a
+    directed acyclic graph a node's immediate dominator is the nearest common
+    dominator of its parents (Cooper, Harvey and Kennedy's walk up the tree).
+
+    Args:
+        order: node names in topological order.
+        parents: ``{node: [parent names]}``.
+
+    Returns:
+        ``{node: its immediate dominator}``; None for the model's inputs and
+        for nodes only the model's inputs together dominate.
+    """
+    index = {name: i for i, name in enumerate(order)}
+    idom: dict[str, str | None] = {}
+
+    def common(a: str | None, b: str | None) -> str | None:
+        while a != b:
+            if a is None or b is None:
+                return None
+            if index[a] > index[b]:
+                a = idom[a]
+            else:
+                b = idom[b]
+        return a
+
+    for name in order:
+        known = [p for p in parents.get(name, ()) if p in idom]
+        dominator = known[0] if known else None
+        for parent in known[1:]:
+            dominator = common(dominator, parent)
+        idom[name] = dominator
+    return idom

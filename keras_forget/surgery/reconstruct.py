@@ -15,7 +15,10 @@ and bias of the kept output units. The outputs matched are the layer's pre-activ
 outputs (``X w₀ + b₀``), so a BatchNormalization after it sees what it saw before and
 its statistics stay valid. Layers are visited in graph order and each reads its
 inputs from the shrunk network as refit so far, so each also makes up for the error
-the earlier ones left. ``H = X̃ᵀX̃ / n`` and ``X̃ᵀX / n`` are accumulated batch by
+the earlier ones left; those inputs are computed from cached activations of the
+layers that dominate it (:class:`~keras_forget.introspect.inputs.LayerInputs`), so
+the refit of all layers costs about one forward pass of each network, not one per
+layer. ``H = X̃ᵀX̃ / n`` and ``X̃ᵀX / n`` are accumulated batch by
 batch (:func:`keras_forget.surgery.obs.chunk` examples at a time).
 
 Consumers that cannot be refit are left as they are: layers other than channels-last
@@ -36,7 +39,7 @@ import numpy as np
 from keras_forget.data import Data, size, take
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.introspect.graph import Graph
-from keras_forget.introspect.inputs import input_model
+from keras_forget.introspect.inputs import LayerInputs
 from keras_forget.scores import obs as math
 from keras_forget.surgery import obs
 
@@ -118,21 +121,22 @@ def reconstruct(
     if not names:
         return []
     x = obs._calibration(data, examples, batch_size)
+    original = LayerInputs(model, x, graph.order, graph.parents)
+    current = LayerInputs(shrunk, x, graph.order, graph.parents)
     done = []
     for name in names:
         before_layer, after_layer = graph.layer(name), _get(shrunk, name)
         if after_layer is None or not (_refittable(before_layer) and _refittable(after_layer)):
             continue
-        before = input_model(model, [before_layer])
-        now = input_model(shrunk, [after_layer])
-        if before is None or now is None:
-            continue
         width = obs._Layer(after_layer, after_layer.kernel).width + 1
         if width**3 / 3 > math.MAX_SOLVE_FLOPS:  # too large a solve, as OBS's exact step
             continue
+        before, now = original.inputs_to(before_layer), current.inputs_to(after_layer)
+        if before is None or now is None:
+            continue
         cols = np.flatnonzero(graph.channel_mask(graph.layouts[name], unit_masks))
         try:
-            _refit(before_layer, after_layer, before, now, x, cols, damp)
+            _refit(before_layer, after_layer, before, now, cols, damp)
         except np.linalg.LinAlgError:  # singular without dampening: left as it is
             continue
         done.append(name)
@@ -146,13 +150,15 @@ def _get(model: Any, name: str) -> Any:
         return None
 
 
-def _refit(
-    original: Any, layer: Any, before: Any, now: Any, x: Any, cols: np.ndarray, damp: float
-) -> None:
-    """Sets ``layer``'s kernel and bias to the ridge least-squares fit of the original outputs."""
+def _refit(original: Any, layer: Any, before: Any, now: Any, cols: np.ndarray, damp: float) -> None:
+    """Sets ``layer``'s kernel and bias to the ridge least-squares fit of the original outputs.
+
+    ``before`` and ``now`` are ``(model, inputs)`` pairs giving the layer's inputs in the
+    original and the shrunk network (:meth:`LayerInputs.inputs_to`).
+    """
     old, new = obs._Layer(original, original.kernel), obs._Layer(layer, layer.kernel)
     bias = new.bias is not None
-    hessian, cross = _statistics(old, new, before, now, x, bias)
+    hessian, cross = _statistics(old, new, before, now, bias)
     kernel = np.asarray(original.kernel.numpy(), np.float64)
     target = np.take(kernel, cols, axis=-1).reshape(-1, cols.size)  # [d_orig, kept out]
     if bias:
@@ -167,19 +173,20 @@ def _refit(
 
 
 def _statistics(
-    old: obs._Layer, new: obs._Layer, before: Any, now: Any, x: Any, bias: bool
+    old: obs._Layer, new: obs._Layer, before: Any, now: Any, bias: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(X̃ᵀX̃ / n, X̃ᵀX / n)``: inputs now (X̃) and in the original network (X), with
     a column of ones each when the layer has a bias."""
+    (before, x_before), (now, x_now) = before, now
     d_new, d_old = new.width + int(bias), old.width + int(bias)
     hessian, cross, count = np.zeros((d_new, d_new)), np.zeros((d_new, d_old)), 0
-    first = _one(now(take(x, slice(0, 1)), training=False))
+    first = _one(now(take(x_now, slice(0, 1)), training=False))
     per_example = new.patches(first).size + old.width * new.patches(first).shape[1]
     step = obs.chunk(per_example, now, before)
-    for start in range(0, size(x), step):
-        xb = take(x, slice(start, start + step))
-        current = new.patches(_one(now(xb, training=False)))[0]
-        reference = old.patches(_one(before(xb, training=False)))[0]
+    for start in range(0, size(x_now), step):
+        rows = slice(start, start + step)
+        current = new.patches(_one(now(take(x_now, rows), training=False)))[0]
+        reference = old.patches(_one(before(take(x_before, rows), training=False)))[0]
         if bias:
             current, reference = obs._ones(current[None])[0], obs._ones(reference[None])[0]
         hessian += current.T @ current
