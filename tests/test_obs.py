@@ -244,3 +244,27 @@ def test_obs_without_data_or_with_a_schedule_is_refused(trained_keras3, digits):
             fine_tune=kf.FineTune(),
             verbose=False,
         )
+
+
+@pytest.mark.parametrize("correct", [True, False])
+def test_sequential_obs_from_cached_activations_equals_passes_from_the_inputs(
+    digits, monkeypatch, correct
+):
+    from keras_forget.introspect import inputs
+
+    keras.utils.set_random_seed(0)
+    x_in = keras.Input((8, 8, 1))
+    stem = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="stem")(x_in)
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(stem)
+    h = keras.layers.Add(name="res")([stem, keras.layers.Conv2D(6, 1, name="c2")(h)])
+    h = keras.layers.Dense(16, activation="relu", name="hidden")(keras.layers.Flatten()(h))
+    model = keras.Model(x_in, keras.layers.Dense(10, name="out")(h))
+    (x, y), _ = digits
+    data = Data.of((x[:200], y[:200]), model)
+    cached, masks = OBS(correct=correct).prune(model, data, 0.5, scope="layer", verbose=False)
+    monkeypatch.setattr(inputs, "MAX_CACHED_FLOATS", 0)  # every pass from the model's inputs
+    plain, plain_masks = OBS(correct=correct).prune(model, data, 0.5, scope="layer", verbose=False)
+    for key, mask in masks.items():
+        np.testing.assert_array_equal(mask, plain_masks[key], key)
+    for ours, theirs in zip(cached.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)

@@ -40,10 +40,11 @@ from tqdm.auto import tqdm
 
 from keras_forget import _keras, selection
 from keras_forget.data import Data, size, take
-from keras_forget.errors import InvalidArgumentError
+from keras_forget.errors import InvalidArgumentError, KerasForgetError
 from keras_forget.introspect import inputs
-from keras_forget.introspect.inputs import forward_floats, input_model
+from keras_forget.introspect.inputs import LayerInputs, forward_floats, input_model
 from keras_forget.introspect.registry import prunable_weights
+from keras_forget.introspect.topology import topology
 from keras_forget.scores import obs as math
 from keras_forget.scores.resolver import Configurable
 
@@ -272,12 +273,16 @@ class OBS(Configurable):
             return all_at_once
         reference = _keras.clone(model) if self.correct else None
         originals = None if reference is None else prunable_weights(reference)
+        runs: dict[str, Any] = {}
 
         def one_by_one(key: str, x: Any) -> tuple:
-            layer = layers[key]
-            now = input_model(work, [layer.layer])
-            before = None if reference is None else input_model(reference, [originals[key].layer])
-            return _statistics([layer], now, before, x)[0]
+            if not runs:  # each layer's inputs resumed from cached activations
+                runs.update(now=_layer_inputs(work, x), before=_layer_inputs(reference, x))
+            now, x_now = _inputs_to(runs["now"], work, layers[key].layer, x)
+            if reference is None:
+                return _statistics([layers[key]], now, None, x_now)[0]
+            before, x_before = _inputs_to(runs["before"], reference, originals[key].layer, x)
+            return _statistics([layers[key]], now, before, x_now, x_before)[0]
 
         return one_by_one
 
@@ -324,11 +329,31 @@ def _calibration(data: Data, examples: int, batch_size: int) -> Any:
     return take(joined, slice(0, examples))
 
 
-def _statistics(layers: list[_Layer], now: Any, before: Any, x: Any) -> list[tuple]:
+def _layer_inputs(model: Any, x: Any) -> LayerInputs | None:
+    """A :class:`LayerInputs` over ``model`` (None for no model, or one without a graph)."""
+    if model is None:
+        return None
+    try:
+        layers, parents, _, _ = topology(model)
+    except KerasForgetError:  # a subclassed model: passes from its inputs
+        return None
+    return LayerInputs(model, x, [entry["name"] for entry in layers], parents)
+
+
+def _inputs_to(runs: LayerInputs | None, model: Any, layer: Any, x: Any) -> tuple[Any, Any]:
+    """``(model, inputs)`` giving ``layer``'s input on the calibration examples ``x``."""
+    found = None if runs is None else runs.inputs_to(layer)
+    return found if found is not None else (input_model(model, [layer]), x)
+
+
+def _statistics(
+    layers: list[_Layer], now: Any, before: Any, x: Any, x_before: Any = None
+) -> list[tuple]:
     """Per layer, ``(X̃ᵀX̃ / n, X̃ᵀX / n or None)`` over the calibration inputs ``x``.
 
     ``now`` maps inputs to the layers' inputs in the network as it is (``X̃``),
-    ``before`` (or None) in the original network (``X``). Each chunk's products are
+    ``before`` (or None) in the original network (``X``), reading ``x_before``
+    when given (the same examples, from another cut) and ``x`` otherwise. Each chunk's products are
     taken in float32 and summed over chunks in float64; a chunk holds at most
     :data:`MAX_PATCH_ELEMENTS` patch entries and
     :data:`~keras_forget.introspect.inputs.MAX_FORWARD_FLOATS` layer outputs of the
@@ -344,7 +369,8 @@ def _statistics(layers: list[_Layer], now: Any, before: Any, x: Any) -> list[tup
     for start in range(0, size(x), step):
         xb = take(x, slice(start, start + step))
         seen = _flat(now(xb, training=False))
-        old = None if before is None else _flat(before(xb, training=False))
+        xo = xb if x_before is None else take(x_before, slice(start, start + step))
+        old = None if before is None else _flat(before(xo, training=False))
         for i, layer in enumerate(layers):
             current = _rows(layer, seen[i])
             hessians[i] += np.matmul(current.transpose(0, 2, 1), current)
