@@ -7,6 +7,8 @@ computes it with the model's own variables, so changing an earlier layer's
 weights changes what the later ones see. A layer called more than once (shared),
 inside a nested model, inside a wrapper, or in a subclassed model has no such
 single input; :func:`input_model` then returns None and the caller decides.
+:class:`LayerInputs` runs those passes from cached activations instead of the
+model's inputs, for methods that visit every layer.
 """
 
 from __future__ import annotations
