@@ -202,3 +202,26 @@ def test_a_batch_too_large_for_one_pass_is_scored_in_exact_slices(batch, monkeyp
     assert set(calls) == {1}  # traced on single examples
     for key in whole:
         np.testing.assert_allclose(sliced[key], whole[key], rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+@pytest.mark.parametrize("make, outputs", [(OBD, 3), (GradXWeight, 1)], ids=["obd", "gradxweight"])
+def test_a_short_last_slice_is_padded_to_one_traced_shape_and_adds_nothing(
+    batch, monkeypatch, make, outputs
+):
+    keras.utils.set_random_seed(0)
+    model = _zoo(keras)
+    x, y = batch
+    whole = _scores(model, make(factored=False), x, y)
+    monkeypatch.setattr(factored, "MAX_ACTIVATIONS", 4 * (outputs + 1))  # 4 examples a pass
+    traces = []
+    original = factored._factored
+
+    def counting(*args, **kwargs):
+        fast, _ = original(*args, **kwargs)
+        return (lambda xb, yb: traces.append(yb.shape[0]) or fast(xb, yb)), 1
+
+    monkeypatch.setattr(factored, "_factored", counting)
+    sliced = _scores(model, make(), x, y)  # batches of 13 and 17: 4 + 4 + 4 + 1, 4 × 4 + 1
+    assert traces == [4]  # traced once: the slices of 1 were padded to 4
+    for key in whole:
+        np.testing.assert_allclose(sliced[key], whole[key], rtol=1e-5, atol=1e-7, err_msg=key)

@@ -412,8 +412,10 @@ def _factored(
             entries = values[2 * count : 2 * count + many]
             exits = values[2 * count + many : 2 * count + 2 * many]
             passes = [n.tap(e, training=False) for n, e in zip(nested, entries)]
-            pseudo = tf.cast(pseudo_outputs(final, y), tf.float32)
+            real = tf.cast(y >= 0, tf.float32)  # label -1: a padding example
+            pseudo = tf.cast(pseudo_outputs(final, tf.maximum(y, 0)), tf.float32)
             pseudo = pseudo[:, None] if pseudo.shape.rank == 1 else pseudo
+            pseudo = pseudo * real[:, None]
             totals = tf.reduce_sum(pseudo, axis=0)  # [k], k static
             single = totals[0] if totals.shape[0] == 1 else None
         targets = [*outs, *exits]
@@ -485,12 +487,14 @@ def gradient_sums(
         if not keys:
             return totals
         if not traced:
-            traced.append(tf.function(fast))  # one trace per batch shape: pfor needs it static
-        strategy = distribute.current()
-        for start in range(0, len(y), micro):  # exact: the sums add over examples
-            window = slice(start, start + micro)
-            xs = tf.nest.map_structure(lambda a, w=window: a[w], x)
-            ys = y[window]
+            # One trace per batch shape (pfor needs it static), and a trace of a large
+            # model's Jacobian takes minutes and holds memory: every later window is
+            # padded to the first one's size.
+            traced.append(tf.function(fast))
+            traced.append(min(micro, len(y)))
+        strategy, step = distribute.current(), traced[1]
+        for start in range(0, len(y), step):  # exact: the sums add over examples
+            xs, ys = _window(x, y, start, step)
             if strategy is None:
                 sums = traced[0](tf.nest.map_structure(tf.constant, xs), tf.constant(ys))
             else:
@@ -500,6 +504,23 @@ def gradient_sums(
         return totals
 
     return run
+
+
+def _window(x: Any, y: np.ndarray, start: int, size: int) -> tuple[Any, np.ndarray]:
+    """Examples ``start:start + size`` of ``(x, y)``, padded to ``size`` when fewer remain.
+
+    A padding example repeats a real one, so its outputs stay finite, and has the
+    label -1, which zeroes its pseudo-outputs: it adds nothing to the sums.
+    """
+    window = slice(start, start + size)
+    xs = tf.nest.map_structure(lambda a: np.asarray(a[window]), x)
+    ys = np.asarray(y[window])
+    short = size - len(ys)
+    if short <= 0:
+        return xs, ys
+    again = np.arange(short) % len(ys)
+    xs = tf.nest.map_structure(lambda a: np.concatenate([a, a[again]]), xs)
+    return xs, np.concatenate([ys, np.full(short, -1, dtype=ys.dtype)])
 
 
 def _per_example_reduce(
