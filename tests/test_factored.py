@@ -225,3 +225,31 @@ def test_a_short_last_slice_is_padded_to_one_traced_shape_and_adds_nothing(
     assert traces == [4]  # traced once: the slices of 1 were padded to 4
     for key in whole:
         np.testing.assert_allclose(sliced[key], whole[key], rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+@pytest.mark.parametrize("pairs", [True, False], ids=["position_pairs", "explicit"])
+@pytest.mark.parametrize("make", [OBD, Fisher], ids=["obd", "fisher"])
+def test_both_ways_of_summing_squares_equal_per_example_gradients(batch, monkeypatch, pairs, make):
+    keras.utils.set_random_seed(0)
+    model = _zoo(keras)
+    x, y = batch
+    slow = _scores(model, make(factored=False), x, y)
+    chosen = []
+
+    def choose(positions, outputs):
+        chosen.append(positions)
+        return pairs
+
+    monkeypatch.setattr(factored, "_pairs_cheaper", choose)
+    fast = _scores(model, make(), x, y)
+    assert len(chosen) >= 4  # the convolutions and the Dense layer on a sequence
+    for key in slow:
+        scale = np.abs(slow[key]).max()
+        np.testing.assert_allclose(fast[key], slow[key], rtol=0, atol=1e-5 * scale, err_msg=key)
+
+
+def test_position_pairs_are_chosen_where_they_cost_less():
+    assert factored._pairs_cheaper(4, 10)  # OBD, 10 classes, a 2×2 map: 16 vs 80
+    assert not factored._pairs_cheaper(16, 10)  # a 4×4 map: 256 vs 200
+    assert not factored._pairs_cheaper(4, 1)  # one pseudo-output: 16 vs 8
+    assert not factored._pairs_cheaper(None, 10)  # positions unknown when traced

@@ -46,6 +46,9 @@ from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example
 #: a batch that would hold more is scored in slices (exactly: the sums add over examples).
 MAX_ACTIVATIONS = 2**26
 
+#: Multiply-adds one written float is taken to cost, choosing how squares are summed.
+WRITE_COST = 4
+
 #: What is summed over examples: ``G²``, ``|G|`` or ``G``.
 STATISTICS = ("square", "abs", "sum")
 
@@ -346,7 +349,52 @@ def _reduce(statistic: str, patches: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
         return tf.matmul(_transform(statistic, a), d, transpose_a=True)
     if statistic == "sum":
         return tf.einsum("bpi,kbpo->io", patches, deltas)
+    if statistic == "square" and _pairs_cheaper(patches.shape[1], deltas.shape[0]):
+        return _pairs(patches, deltas)
     return _explicit(statistic, "bpi,bpo->bio", patches, deltas)
+
+
+def _pairs_cheaper(positions: int | None, outputs: int) -> bool:
+    """Whether :func:`_pairs` costs less than :func:`_explicit` for a layer.
+
+    Per example and kernel entry, the pairs take ``positions²`` multiply-adds in
+    one large matrix product; the explicit gradients ``positions · outputs`` and
+    write ``outputs`` floats, counted as :data:`WRITE_COST` multiply-adds each.
+    """
+    if positions is None:
+        return False
+    return positions * positions <= outputs * (positions + WRITE_COST)
+
+
+def _pairs(patches: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
+    """``Σ_k Σ_n G_nk²`` without forming any ``G_nk``.
+
+    ``G_nk = Σ_p a_npᵀ δ_knp``, so entry by entry
+
+        Σ_k Σ_n G_nk² = Σ_n Σ_pq (a_np ⊙ a_nq)ᵀ (Σ_k δ_knp ⊙ δ_knq),
+
+    one matrix product over examples and position pairs, with the
+    pseudo-outputs summed before it (BackPACK's trick for the diagonal of the
+    Gauss-Newton matrix, here for several positions). Formed a slice of examples
+    at a time, holding at most about :data:`MAX_ELEMENTS` floats.
+    """
+    positions, inputs, outputs = patches.shape[1], patches.shape[2], deltas.shape[-1]
+    rows = max(1, MAX_ELEMENTS // (positions * positions * (inputs + outputs)))
+
+    def body(start: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        a = patches[start : start + rows]
+        d = deltas[:, start : start + rows]
+        left = tf.reshape(a[:, :, None] * a[:, None], [-1, inputs])
+        right = tf.reshape(tf.einsum("kbpo,kbqo->bpqo", d, d), [-1, outputs])
+        return start + rows, total + tf.matmul(left, right, transpose_a=True)
+
+    count = tf.shape(patches)[0]
+    _, total = tf.while_loop(
+        lambda start, _: start < count,
+        body,
+        (tf.constant(0), tf.zeros([inputs, outputs], tf.float32)),
+    )
+    return total
 
 
 def _explicit(statistic: str, equation: str, patches: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
