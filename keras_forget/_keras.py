@@ -56,6 +56,24 @@ def keras_module(model: Any) -> ModuleType:
     return keras if flavor(model) == "keras3" else _tf_keras_module()
 
 
+def autograph(model: Any) -> bool:
+    """Whether a ``tf.function`` that calls ``model`` needs AutoGraph.
+
+    tf_keras converts a layer's ``call`` with AutoGraph when the enclosing
+    ``tf.function`` has it on, so a tf_keras layer may branch on a tensor with a
+    Python ``if``. Keras 3 never converts layer code, and our own traced code is
+    static Python, so on Keras 3 models AutoGraph would only cost time (the
+    transpiling, about a second, once per process).
+
+    Args:
+        model: a Keras 3 or tf_keras model.
+
+    Returns:
+        True for tf_keras models.
+    """
+    return flavor(model) == "tf_keras"
+
+
 def tfmot() -> ModuleType:
     """Imports tensorflow-model-optimization without changing the user's ``tf.keras``.
 

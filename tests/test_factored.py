@@ -5,8 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
+from keras_forget import _keras
 from keras_forget.introspect.registry import prunable_weights
 from keras_forget.scores import factored
 from keras_forget.scores.gradient import Fisher, GradXWeight
@@ -195,7 +197,7 @@ def test_a_batch_too_large_for_one_pass_is_scored_in_exact_slices(batch, monkeyp
 
     def counting(*args, **kwargs):
         fast, floats = original(*args, **kwargs)
-        return (lambda xb, yb: calls.append(len(yb)) or fast(xb, yb)), floats
+        return (lambda xb, yb: calls.append(int(yb.shape[0])) or fast(xb, yb)), floats
 
     monkeypatch.setattr(factored, "_factored", counting)
     sliced = _scores(model, OBD(estimator="ggn"), x, y)
@@ -253,3 +255,49 @@ def test_position_pairs_are_chosen_where_they_cost_less():
     assert not factored._pairs_cheaper(16, 10)  # a 4×4 map: 256 vs 200
     assert not factored._pairs_cheaper(4, 1)  # one pseudo-output: 16 vs 8
     assert not factored._pairs_cheaper(None, 10)  # positions unknown when traced
+
+
+class _Doubles(tf_keras.layers.Layer):
+    """Doubles its input when the mean is positive: a Python ``if`` on a tensor."""
+
+    def call(self, inputs):
+        if tf.reduce_mean(inputs) > 0:
+            return inputs * 2.0
+        return inputs
+
+
+@pytest.mark.parametrize("factored_path", [True, False], ids=["factored", "per_example"])
+def test_a_tf_keras_layer_branching_on_a_tensor_is_traced_with_autograph(batch, factored_path):
+    """tf_keras layers may rely on AutoGraph; Keras 3 models are traced without it."""
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((8, 8, 1))
+    h = tf_keras.layers.Dense(4, activation="relu")(tf_keras.layers.Flatten()(inp))
+    out = tf_keras.layers.Dense(3, activation="softmax")(_Doubles()(h))
+    model = tf_keras.Model(inp, out)
+    x, y = batch
+    scores = _scores(model, GradXWeight(factored=factored_path), x, y)
+    assert {k: v.shape for k, v in scores.items()} == {
+        k: tuple(w.variable.shape) for k, w in prunable_weights(model).items()
+    }
+    assert all(np.abs(v).sum() > 0 for v in scores.values())
+    assert _keras.autograph(model) and not _keras.autograph(_zoo(keras))
+
+
+def test_an_output_fn_branching_on_a_tensor_is_traced_with_autograph(batch):
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    model = keras.Sequential(layers)
+
+    def output_fn(m, x, y):
+        out = m(x)
+        if tf.reduce_mean(out) > 0:
+            return tf.reduce_sum(out, axis=-1)
+        return -tf.reduce_sum(out, axis=-1)
+
+    objective = Objective(output_fn=output_fn)
+    assert objective.autograph(model) and not Objective().autograph(model)
+    x, y = batch
+    score = GradXWeight()
+    score.reset(model, prunable_weights(model), objective)
+    score.update(x, y)
+    assert all(np.abs(v).max() > 0 for v in score.result().values())

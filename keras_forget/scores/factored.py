@@ -499,6 +499,7 @@ def gradient_sums(
     pseudo_of_inputs: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
     outputs: int = 1,
     factored: bool = True,
+    autograph: bool = True,
 ) -> Callable[[Any, np.ndarray], dict[str, np.ndarray]]:
     """Builds ``(x, y) -> {key: Σ_n stat(per-example gradient)}`` over a batch.
 
@@ -512,6 +513,9 @@ def gradient_sums(
             for the per-example path.
         outputs: ``k`` (1 for ``[batch]`` pseudo-outputs), to size chunks.
         factored: use the factored path wherever it applies.
+        autograph: trace with AutoGraph, which user code may need (see
+            :meth:`keras_forget.scores.objective.Objective.autograph`); our own
+            traced code does not.
 
     Returns:
         The function; its values are float64 arrays shaped like the weights.
@@ -527,7 +531,13 @@ def gradient_sums(
     micro = max(1, MAX_ACTIVATIONS // max(1, floats * (outputs + 1)))
     keys = [key for lin in linears for key in lin.keys]
     rest = {k: w.variable for k, w in weights.items() if k not in set(keys)}
-    slow = reduce_per_example(pseudo_of_inputs, rest, _per_example_reduce(statistic, rest), outputs)
+    slow = reduce_per_example(
+        pseudo_of_inputs,
+        rest,
+        _per_example_reduce(statistic, rest),
+        outputs,
+        autograph=autograph,
+    )
     traced: list[Any] = []
 
     def run(x: Any, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -538,7 +548,7 @@ def gradient_sums(
             # One trace per batch shape (pfor needs it static), and a trace of a large
             # model's Jacobian takes minutes and holds memory: every later window is
             # padded to the first one's size.
-            traced.append(tf.function(fast))
+            traced.append(tf.function(fast, autograph=autograph))
             traced.append(min(micro, len(y)))
         strategy, step = distribute.current(), traced[1]
         for start in range(0, len(y), step):  # exact: the sums add over examples

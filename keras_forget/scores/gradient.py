@@ -51,6 +51,7 @@ class _PerExampleGradientScore(Score):
             objective.of_outputs if objective.is_classifier else None,
             lambda x, y: objective(model, x, y),
             factored=self.factored,
+            autograph=objective.autograph(model),
         )
 
     def _accumulate(self, x: np.ndarray, y: np.ndarray) -> Mapping[str, Any]:

@@ -223,6 +223,7 @@ class OBD(Score):
             lambda x, y: of_outputs(model(x, training=False), y),
             outputs=count,
             factored=self.factored,
+            autograph=objective.autograph(model),
         )
 
     def _hutchinson(self, model: Any, variables: Mapping[str, Any], objective: Objective):

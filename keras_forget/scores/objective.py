@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_forget import _keras
 from keras_forget.errors import InvalidArgumentError
 
 TARGETS = ("centered_logit", "log_likelihood")
@@ -48,6 +49,14 @@ class Objective:
     @property
     def is_classifier(self) -> bool:
         return self.output_fn is None
+
+    def autograph(self, model: Any) -> bool:
+        """Whether a ``tf.function`` computing this objective needs AutoGraph.
+
+        A user's ``output_fn`` may branch on tensors in Python, and so may a
+        tf_keras model's layers (see :func:`keras_forget._keras.autograph`).
+        """
+        return self.output_fn is not None or _keras.autograph(model)
 
     def log_probs(self, outputs: tf.Tensor) -> tf.Tensor:
         """Log class probabilities ``[batch, classes]`` from the model outputs."""

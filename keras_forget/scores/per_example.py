@@ -24,6 +24,7 @@ def reduce_per_example(
     variables: Mapping[str, Any],
     reduce: Callable[[str, tf.Tensor], tf.Tensor],
     outputs: int = 1,
+    autograph: bool = True,
 ) -> Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
     """Builds a function summing a per-example gradient statistic over a batch.
 
@@ -34,6 +35,7 @@ def reduce_per_example(
         reduce: ``(key, grads) -> summed statistic``, where ``grads`` has shape
             ``[batch, (k,) *variable.shape]``.
         outputs: ``k`` (1 for ``[batch]`` outputs), to size chunks.
+        autograph: trace with AutoGraph (see :func:`keras_forget._keras.autograph`).
 
     Returns:
         ``f(x, y) -> {key: numpy array shaped like the variable}``.
@@ -52,7 +54,9 @@ def reduce_per_example(
 
     def run(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         if not compiled:
-            compiled.append(tf.function(chunk, input_signature=signature(x, y)))
+            compiled.append(
+                tf.function(chunk, input_signature=signature(x, y), autograph=autograph)
+            )
         strategy = distribute.current()
         replicas = 1 if strategy is None else strategy.num_replicas_in_sync
         size = chunk_size(len(y), params, outputs) * replicas
