@@ -10,6 +10,8 @@ import tensorflow as tf
 import keras_forget as kf
 from keras_forget.errors import InvalidArgumentError, NotAModelError
 from keras_forget.mixed_privacy import MixedLinear, SolveReport
+from keras_forget.mixed_privacy.preconditioner import Directions
+from keras_forget.mixed_privacy.solve import conjugate_gradient
 
 N, D, K = 60, 8, 4
 LAM = 1e-2
@@ -301,3 +303,72 @@ def test_tf_keras_core_forgets_exactly_and_exports(data, tmp_path):
     assert np.abs(ml.predict(x) - base).max() <= 1e-6
     for old, new in zip(before, core.get_weights()):
         np.testing.assert_array_equal(old, new)
+
+
+def _gauss_newton(rows: np.ndarray, lam: float) -> np.ndarray:
+    """``(2/n) JᵀJ + λI`` of Jacobian rows ``J`` (the objective's Hessian)."""
+    return 2.0 / len(rows) * rows.T @ rows + lam * np.eye(rows.shape[1])
+
+
+def test_the_recycled_preconditioner_inverts_h_on_its_directions_and_is_spd():
+    rng = np.random.default_rng(0)
+    h = _gauss_newton(rng.normal(size=(60, 40)) * np.logspace(0, -2, 40), 1e-3)
+    record = Directions(40)
+    conjugate_gradient(lambda v: h @ v, rng.normal(size=40), tol=1e-12, max_iter=5, record=record)
+    m = record.preconditioner()
+    assert len(record) == 5 and m.rank == 5
+    matrix = np.stack([m(e) for e in np.eye(40)], axis=1)
+    np.testing.assert_allclose(matrix, matrix.T, atol=1e-10)
+    assert np.linalg.eigvalsh((matrix + matrix.T) / 2).min() > 0
+    np.testing.assert_allclose(matrix @ h @ m.w, m.w, atol=1e-8)  # M = H⁻¹ on span(W)
+
+    twice = Directions(40)
+    for w, hw in 2 * list(zip(record._w, record._y)):
+        twice.add(w, hw, 1.0)  # already scaled: pᵀHp = 1
+    assert len(twice) == 10 and twice.preconditioner().rank == 5  # repeats are dropped
+    capped = Directions(40, max_floats=2 * 40 * 3)
+    for w, hw in zip(record._w, record._y):
+        capped.add(w, hw, 1.0)
+    assert len(capped) == 3
+
+
+def test_recycled_directions_precondition_the_solve_on_a_subset_of_the_data():
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(400, 200)) * np.logspace(0, -3, 200)
+    h, lam = _gauss_newton(rows, 1e-3), 1e-3
+    b = rng.normal(size=200)
+    record = Directions(200)
+    conjugate_gradient(lambda v: h @ v, b, tol=1e-8, max_iter=2000, record=record)
+    rest = _gauss_newton(rows[40:], lam)  # 10 % of the examples forgotten
+    exact = np.linalg.solve(rest, b)
+    solves = {
+        name: conjugate_gradient(lambda v: rest @ v, b, tol=1e-8, max_iter=2000, precondition=m)
+        for name, m in (("plain", None), ("recycled", record.preconditioner()))
+    }
+    for s, _, converged, _ in solves.values():
+        assert converged
+        assert np.linalg.norm(s - exact) <= 1e-5 * np.linalg.norm(exact)
+    assert solves["recycled"][1] * 3 <= solves["plain"][1]
+
+
+def test_forget_is_preconditioned_by_the_last_plain_solve_and_equals_plain_cg(core, data):
+    x, y = data
+    deltas, reports = {}, {}
+    for recycle in (True, False):
+        ml = MixedLinear(core, "last:2", weight_decay=LAM, recycle=recycle)
+        ml.solve((x, y))
+        reports[recycle] = ml.forget((x[:6], y[:6]), remaining=(x[6:], y[6:]))
+        deltas[recycle] = ml.delta
+    assert reports[True].preconditioned > 0 and reports[False].preconditioned == 0
+    assert reports[True].iterations < reports[False].iterations
+    assert np.linalg.norm(deltas[True] - deltas[False]) <= 1e-3 * np.linalg.norm(deltas[False])
+
+    ml = MixedLinear(core, "last:2", weight_decay=LAM)
+    ml.fit((x, y), epochs=1, batch_size=16, verbose=False)  # SGD records nothing
+    first = ml.forget((x[:3], y[:3]), remaining=(x[3:], y[3:]))
+    second = ml.forget((x[3:6], y[3:6]), remaining=(x[6:], y[6:]))
+    assert first.preconditioned == 0 and second.preconditioned > 0
+    ml.forget_all()
+    assert ml._preconditioner is None  # nothing computed on the forgotten data is kept
+    with pytest.raises(InvalidArgumentError, match="recycle"):
+        MixedLinear(core, "last:2", recycle="yes")

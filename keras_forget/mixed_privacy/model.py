@@ -9,6 +9,7 @@ is one exact Newton step on the remaining ones, and forgetting all of them is
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from typing import Any
 
@@ -23,6 +24,7 @@ from keras_forget.mixed_privacy import membership, noise
 from keras_forget.mixed_privacy.linearize import linearized_model, resolve_layers
 from keras_forget.mixed_privacy.objective import Objective
 from keras_forget.mixed_privacy.options import positive_float, positive_int
+from keras_forget.mixed_privacy.preconditioner import Directions, Preconditioner
 from keras_forget.mixed_privacy.solve import SolveReport
 
 #: The default cap on CG iterations (also at most 4 per coordinate of Δ). With the default
@@ -50,6 +52,14 @@ class MixedLinear:
             trainable weights) or a list of layer names.
         scale: the targets are ``scale·onehot(y)`` (5 in the paper's public code).
         weight_decay: ``λ > 0`` in ``(λ/2)‖Δ‖²``.
+        recycle: keep the search directions of a plain conjugate-gradient solve
+            (:meth:`solve`, or the first :meth:`forget` after :meth:`fit`) as a
+            preconditioner for every later :meth:`forget` (see
+            :mod:`keras_forget.mixed_privacy.preconditioner`). Building it is
+            part of that solve and of its reported time. It holds curvature of
+            the data solved on, forgotten examples included, until :meth:`fit`,
+            :meth:`solve` or :meth:`forget_all` drops it, and never enters
+            :attr:`model`. ``False``: plain conjugate gradient, nothing kept.
 
     Raises:
         NotAModelError: ``core_model`` is not a Keras model.
@@ -64,6 +74,7 @@ class MixedLinear:
         *,
         scale: float = 5.0,
         weight_decay: float = 1e-3,
+        recycle: bool = True,
     ) -> None:
         _keras.flavor(core_model)
         if not core_model.built:
@@ -75,6 +86,9 @@ class MixedLinear:
             )
         self.scale = positive_float(scale, "scale")
         self.weight_decay = positive_float(weight_decay, "weight_decay")
+        if not isinstance(recycle, bool):
+            raise InvalidArgumentError(f"`recycle` must be True or False, got {recycle!r}.")
+        self.recycle = recycle
         names = [layer.name for layer in resolve_layers(core_model, linearize)]
         self.num_classes = int(outputs[0].shape[-1])
         self._core = _keras.clone(core_model)
@@ -90,6 +104,7 @@ class MixedLinear:
         )
         self.num_parameters = self._objective.size
         self._fitted: Counter[str] = Counter()
+        self._preconditioner: Preconditioner | None = None
 
     @property
     def delta(self) -> np.ndarray:
@@ -114,6 +129,18 @@ class MixedLinear:
         if max_iter is None:
             max_iter = min(4 * self.num_parameters, MAX_ITER)
         return tol, positive_int(max_iter, "max_iter"), positive_int(batch_size, "batch_size")
+
+    def _recorder(self) -> Directions | None:
+        return Directions(self.num_parameters) if self.recycle else None
+
+    def _keep(self, directions: Directions | None, report: SolveReport) -> SolveReport:
+        """Builds the next forget's preconditioner from ``directions`` (None: keeps none).
+
+        Its time is part of the solve that recorded them: ``report.seconds`` grows by it.
+        """
+        began = time.perf_counter()
+        self._preconditioner = None if directions is None else directions.preconditioner()
+        return dataclasses.replace(report, seconds=report.seconds + time.perf_counter() - began)
 
     # ---- public API -------------------------------------------------------------
 
@@ -191,6 +218,7 @@ class MixedLinear:
                     bar.update(step + 1, [("loss", value)])
             losses.append(total / steps)
         self._fitted = fitted
+        self._preconditioner = None
         return losses
 
     def solve(
@@ -221,12 +249,19 @@ class MixedLinear:
         tol, max_iter, batch_size = self._solve_options(tol, max_iter, batch_size)
         x, y = self._arrays(user_data, "user_data")
         fitted = membership.counts(x, y)
+        record = self._recorder()
         delta, report = self._objective.newton(
-            x, y, np.zeros(self.num_parameters), tol=tol, max_iter=max_iter, batch_size=batch_size
+            x,
+            y,
+            np.zeros(self.num_parameters),
+            tol=tol,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            record=record,
         )
         self._set_delta(delta)
         self._fitted = fitted
-        return report
+        return self._keep(record, report)
 
     def forget(
         self,
@@ -244,6 +279,11 @@ class MixedLinear:
         The objective is quadratic, so the Newton step from the current Δ with
         the Hessian on ``remaining`` lands on the minimiser over ``remaining``:
         the Δ that :meth:`solve` on ``remaining`` would give.
+
+        The step is solved by conjugate gradient. With ``recycle`` (the
+        default) it is preconditioned by the search directions kept from the
+        last plain solve, which cuts the iterations about tenfold on the
+        digits MLP (the report's ``preconditioned`` says how many directions).
 
         With ``noise_scale > 0``, Gaussian noise scaled to the solver's residual,
         ``σ = noise_scale · ‖∇L_r(Δ)‖ / λ``, is added to Δ, which bounds the
@@ -286,8 +326,17 @@ class MixedLinear:
         x, y = self._arrays(remaining, "remaining")
         rest = membership.counts(x, y)
         membership.check_remaining(self._fitted, forget, rest)
+        precondition = self._preconditioner
+        record = self._recorder() if precondition is None else None
         delta, report = self._objective.newton(
-            x, y, self.delta, tol=tol, max_iter=max_iter, batch_size=batch_size
+            x,
+            y,
+            self.delta,
+            tol=tol,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            precondition=precondition,
+            record=record,
         )
         if noise_scale > 0:
             added = noise.scaled_to_residual(report.gradient_norm, self.weight_decay, noise_scale)
@@ -297,13 +346,14 @@ class MixedLinear:
             )
         self._set_delta(delta)
         self._fitted = rest
-        return report
+        return report if record is None else self._keep(record, report)
 
     def forget_all(self) -> None:
         """Forgets every user example: Δ = 0, so the model computes the core network exactly."""
         for d in self._deltas:
             d.assign(tf.zeros_like(d))
         self._fitted = Counter()
+        self._preconditioner = None
 
     def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
         """``f(x; w_c) + J·Δ`` as a numpy array."""

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_forget.mixed_privacy.linearize import jvp, vjp
+from keras_forget.mixed_privacy.preconditioner import Directions, Preconditioner
 from keras_forget.mixed_privacy.solve import SolveReport, timed_solve
 
 
@@ -160,12 +161,15 @@ class Objective:
         tol: float,
         max_iter: int,
         batch_size: int,
+        precondition: Preconditioner | None = None,
+        record: Directions | None = None,
     ) -> tuple[np.ndarray, SolveReport]:
         """The minimiser over ``(x, y)`` by one Newton step from ``start``.
 
         CG stops once ``‖∇L(Δ)‖ <= tol · ‖∇L(0)‖``: the accuracy of a solve
         from scratch, whatever ``start`` is. ``seconds`` in the report covers
-        the whole step (gradients included).
+        the whole step (gradients included). ``precondition`` and ``record``
+        go to :func:`~keras_forget.mixed_privacy.solve.conjugate_gradient`.
         """
         began = time.perf_counter()
         t = self.targets(y)
@@ -178,5 +182,7 @@ class Objective:
             max_iter=max_iter,
             examples=len(t),
             scale=float(np.linalg.norm(at_zero)),
+            precondition=precondition,
+            record=record,
         )
         return start + step, dataclasses.replace(report, seconds=time.perf_counter() - began)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_forget.mixed_privacy.preconditioner import Directions, Preconditioner
+
 
 @dataclass(frozen=True)
 class SolveReport:
@@ -41,6 +43,9 @@ class SolveReport:
             after the solve (0: none; see :mod:`keras_forget.mixed_privacy.noise`).
         information_bound: with noise, the bound in nats on the information
             about the forgotten data left in Δ; None without noise (unbounded).
+        preconditioned: how many recycled directions preconditioned the solve
+            (0: plain conjugate gradient; see
+            :mod:`keras_forget.mixed_privacy.preconditioner`).
     """
 
     iterations: int
@@ -52,11 +57,15 @@ class SolveReport:
     gradient_norm: float = 0.0
     noise: float = 0.0
     information_bound: float | None = None
+    preconditioned: int = 0
 
     def __str__(self) -> str:
         state = "converged" if self.converged else "NOT converged"
+        kind = "CG"
+        if self.preconditioned:
+            kind += f" preconditioned by {self.preconditioned} recycled directions"
         text = (
-            f"CG {state} in {self.iterations} iterations on {self.examples} examples: "
+            f"{kind} {state} in {self.iterations} iterations on {self.examples} examples: "
             f"relative residual {self.residual:.2e}, |step| {self.step_norm:.4g}, "
             f"{self.seconds:.2f} s"
         )
@@ -75,15 +84,21 @@ def conjugate_gradient(
     tol: float,
     max_iter: int,
     scale: float | None = None,
+    precondition: Callable[[np.ndarray], np.ndarray] | None = None,
+    record: Directions | None = None,
 ) -> tuple[np.ndarray, int, bool, float]:
     """Solves ``H s = b`` from ``s = 0`` for a symmetric positive definite ``H``.
 
     Args:
         apply: ``v -> H v`` on flat float64 vectors.
         b: the right-hand side.
-        tol: stop once ``‖r‖ <= tol · scale`` (recursive residual).
+        tol: stop once ``‖r‖ <= tol · scale`` (recursive residual ``b − H s``,
+            with or without a preconditioner).
         max_iter: the most iterations.
         scale: what residuals are relative to; ``‖b‖`` by default.
+        precondition: ``r -> M r`` for a symmetric positive definite ``M ≈ H⁻¹``;
+            None for plain conjugate gradient.
+        record: collects each search direction with its Hessian product.
 
     Returns:
         ``(s, iterations, converged, true residual ‖b − H s‖)``.
@@ -93,25 +108,33 @@ def conjugate_gradient(
     limit = tol * (float(np.linalg.norm(b)) if scale is None else float(scale))
     if float(np.linalg.norm(b)) <= limit:  # Δ = 0 change is accurate enough (b = 0 included)
         return s, 0, True, float(np.linalg.norm(b))
+
+    def preconditioned(r: np.ndarray) -> np.ndarray:
+        return r if precondition is None else precondition(r)
+
     r = b.copy()
-    p = r.copy()
-    rr = float(r @ r)
+    z = preconditioned(r)
+    p = z.copy()
+    rz = float(r @ z)
     iterations, converged = 0, False
     while iterations < max_iter:
         hp = apply(p)
         curvature = float(p @ hp)
         if curvature <= 0.0:  # only from round-off: H is positive definite
             break
-        alpha = rr / curvature
+        if record is not None:
+            record.add(p, hp, curvature)
+        alpha = rz / curvature
         s += alpha * p
         r -= alpha * hp
         iterations += 1
-        rr_new = float(r @ r)
-        if np.sqrt(rr_new) <= limit:
+        if float(np.linalg.norm(r)) <= limit:
             converged = True
             break
-        p = r + (rr_new / rr) * p
-        rr = rr_new
+        z = preconditioned(r)
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
     return s, iterations, converged, float(np.linalg.norm(b - apply(s)))
 
 
@@ -123,11 +146,13 @@ def timed_solve(
     max_iter: int,
     examples: int,
     scale: float | None = None,
+    precondition: Preconditioner | None = None,
+    record: Directions | None = None,
 ) -> tuple[np.ndarray, SolveReport]:
     """:func:`conjugate_gradient` with a :class:`SolveReport` (``seconds`` from here on)."""
     start = time.perf_counter()
     s, iterations, converged, residual = conjugate_gradient(
-        apply, b, tol=tol, max_iter=max_iter, scale=scale
+        apply, b, tol=tol, max_iter=max_iter, scale=scale, precondition=precondition, record=record
     )
     scale = float(np.linalg.norm(b)) if scale is None else float(scale)
     report = SolveReport(
@@ -138,5 +163,6 @@ def timed_solve(
         examples=examples,
         step_norm=float(np.linalg.norm(s)),
         gradient_norm=residual,
+        preconditioned=0 if precondition is None else precondition.rank,
     )
     return s, report
