@@ -56,22 +56,39 @@ def keras_module(model: Any) -> ModuleType:
     return keras if flavor(model) == "keras3" else _tf_keras_module()
 
 
+#: Packages whose layers are written for graph mode: they never need AutoGraph.
+_GRAPH_SAFE = (
+    "keras.",
+    "tf_keras.",
+    "tensorflow.",
+    "tensorflow_model_optimization.",
+    "keras_forget.",
+)
+
+
 def autograph(model: Any) -> bool:
     """Whether a ``tf.function`` that calls ``model`` needs AutoGraph.
 
     tf_keras converts a layer's ``call`` with AutoGraph when the enclosing
-    ``tf.function`` has it on, so a tf_keras layer may branch on a tensor with a
-    Python ``if``. Keras 3 never converts layer code, and our own traced code is
-    static Python, so on Keras 3 models AutoGraph would only cost time (the
-    transpiling, about a second, once per process).
+    ``tf.function`` (or the functional graph being built) has it on, so a user's
+    tf_keras layer, subclassed model or ``Lambda`` may branch on a tensor with a
+    Python ``if``. The library layers of tf_keras and tfmot are written for
+    graph mode, Keras 3 never converts layer code, and our own traced code is
+    static Python: for those AutoGraph only costs time (transpiling, about a
+    second per process for the scores and tfmot's wrapper).
 
     Args:
         model: a Keras 3 or tf_keras model.
 
     Returns:
-        True for tf_keras models.
+        True for a tf_keras model holding code of its user's.
     """
-    return flavor(model) == "tf_keras"
+    if flavor(model) != "tf_keras":
+        return False
+    return any(
+        type(layer).__name__ == "Lambda" or not type(layer).__module__.startswith(_GRAPH_SAFE)
+        for layer in _layers(model)
+    )
 
 
 def tfmot() -> ModuleType:

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+import keras_forget as kf
 from keras_forget import _keras
 from keras_forget.introspect.registry import prunable_weights
 from keras_forget.scores import factored
@@ -280,7 +281,22 @@ def test_a_tf_keras_layer_branching_on_a_tensor_is_traced_with_autograph(batch, 
         k: tuple(w.variable.shape) for k, w in prunable_weights(model).items()
     }
     assert all(np.abs(v).sum() > 0 for v in scores.values())
-    assert _keras.autograph(model) and not _keras.autograph(_zoo(keras))
+    assert _keras.autograph(model)
+    assert not _keras.autograph(_zoo(keras)) and not _keras.autograph(_zoo(tf_keras))
+
+
+def test_a_tf_keras_layer_branching_on_a_tensor_is_masked_and_pruned(batch):
+    """Wrapping with tfmot rebuilds the graph: the user's layer needs AutoGraph there too."""
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((8, 8, 1))
+    h = tf_keras.layers.Dense(8, activation="relu")(tf_keras.layers.Flatten()(inp))
+    out = tf_keras.layers.Dense(3, activation="softmax")(_Doubles()(h))
+    model = tf_keras.Model(inp, out)
+    x, y = batch
+    result = kf.prune(model, (x, y), sparsity=0.5, verbose=False)
+    kernel = result.model.layers[2].get_weights()[0]
+    assert np.mean(kernel == 0) >= 0.4
+    np.testing.assert_allclose(result.model(x[:4]).numpy().sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_an_output_fn_branching_on_a_tensor_is_traced_with_autograph(batch):

@@ -163,7 +163,10 @@ def wrap_with_masks(model: Any, masks: Mapping[str, np.ndarray], schedule: Any =
         _hand_over(layer, held[layer.name])
         return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
 
-    wrapped = tfk.models.clone_model(model, clone_function=wrap)
+    clone = tfk.models.clone_model
+    if not _keras.autograph(model):  # tf_keras would transpile tfmot's wrapper: a second
+        clone = tf.autograph.experimental.do_not_convert(clone)
+    wrapped = clone(model, clone_function=wrap)
     assign_masks(wrapped, masks)
     return wrapped
 
