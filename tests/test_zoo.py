@@ -57,3 +57,10 @@ def test_the_zoo_lists_every_keras_application():
 
     shipped = {n for n in dir(keras.applications) if n[0].isupper()}
     assert shipped == set(ZOO.APPLICATIONS)
+
+
+def test_memory_held_after_a_verb_is_measured_three_ways():
+    held = ZOO._held_mb()
+    assert set(held) >= {"rss_mb_after", "rss_mb_after_gc"}
+    assert all(isinstance(v, int) and v > 0 for v in held.values())
+    assert held["rss_mb_after"] <= ZOO._peak_mb() + 2  # both rounded to MiB; a unit error is 1000x
