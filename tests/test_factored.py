@@ -267,14 +267,19 @@ class _Doubles(tf_keras.layers.Layer):
         return inputs
 
 
+def _branching(width: int):
+    """A tf_keras classifier with a :class:`_Doubles` layer between its two Dense layers."""
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((8, 8, 1))
+    h = tf_keras.layers.Dense(width, activation="relu")(tf_keras.layers.Flatten()(inp))
+    out = tf_keras.layers.Dense(3, activation="softmax")(_Doubles()(h))
+    return tf_keras.Model(inp, out)
+
+
 @pytest.mark.parametrize("factored_path", [True, False], ids=["factored", "per_example"])
 def test_a_tf_keras_layer_branching_on_a_tensor_is_traced_with_autograph(batch, factored_path):
     """tf_keras layers may rely on AutoGraph; Keras 3 models are traced without it."""
-    tf_keras.utils.set_random_seed(0)
-    inp = tf_keras.Input((8, 8, 1))
-    h = tf_keras.layers.Dense(4, activation="relu")(tf_keras.layers.Flatten()(inp))
-    out = tf_keras.layers.Dense(3, activation="softmax")(_Doubles()(h))
-    model = tf_keras.Model(inp, out)
+    model = _branching(width=4)
     x, y = batch
     scores = _scores(model, GradXWeight(factored=factored_path), x, y)
     assert {k: v.shape for k, v in scores.items()} == {
@@ -287,11 +292,7 @@ def test_a_tf_keras_layer_branching_on_a_tensor_is_traced_with_autograph(batch, 
 
 def test_a_tf_keras_layer_branching_on_a_tensor_is_masked_and_pruned(batch):
     """Wrapping with tfmot rebuilds the graph: the user's layer needs AutoGraph there too."""
-    tf_keras.utils.set_random_seed(0)
-    inp = tf_keras.Input((8, 8, 1))
-    h = tf_keras.layers.Dense(8, activation="relu")(tf_keras.layers.Flatten()(inp))
-    out = tf_keras.layers.Dense(3, activation="softmax")(_Doubles()(h))
-    model = tf_keras.Model(inp, out)
+    model = _branching(width=8)
     x, y = batch
     result = kf.prune(model, (x, y), sparsity=0.5, verbose=False)
     kernel = result.model.layers[2].get_weights()[0]
