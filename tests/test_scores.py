@@ -12,6 +12,7 @@ from keras_forget.data import Data
 from keras_forget.errors import InvalidArgumentError
 from keras_forget.scores import Objective
 from keras_forget.scores.accumulate import score as run_score
+from keras_forget.scores.accumulate import score_split
 
 IN, HID, C, N = 4, 3, 3, 6
 
@@ -284,3 +285,40 @@ def test_rescoring_the_same_model_reuses_its_compiled_function_and_sees_new_weig
         model.weights[1].assign(original)
     assert score._run is run
     np.testing.assert_allclose(second["l1/kernel"], 2.0 * first["l1/kernel"], rtol=1e-4)
+
+
+class _Batches(scores.base.Score):
+    """Records each batch it is given (its sums are zeros)."""
+
+    seen: list = []
+
+    def get_config(self):
+        return {}
+
+    def _accumulate(self, x, y):
+        _Batches.seen.append((id(self), np.array(x), np.array(y)))
+        return {k: np.zeros(w.variable.shape) for k, w in self._weights.items()}
+
+
+def test_a_split_scores_each_example_once_in_full_batches_per_side(toy):
+    model = toy[0]
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(100, IN)).astype("float32")
+    y = rng.integers(0, C, 100)
+    _Batches.seen.clear()
+    score_split(model, Data.of((x, y), model), _Batches(), Objective(), [1], batch_size=16,
+                verbose=False)  # fmt: skip
+    sides = {}
+    for owner, bx, by in _Batches.seen:
+        sides.setdefault(owner, []).append((bx, by))
+    assert len(sides) == 2
+    for batches in sides.values():
+        sizes = [len(by) for _, by in batches]
+        assert all(s == 16 for s in sizes[:-1]) and 0 < sizes[-1] <= 16, sizes
+        labels = np.concatenate([by for _, by in batches])
+        forget = bool(labels[0] == 1)
+        assert np.all((labels == 1) == forget)
+        chosen = (y == 1) == forget
+        rows = np.concatenate([bx for bx, _ in batches])
+        order = np.lexsort(rows.T)
+        np.testing.assert_array_equal(rows[order], x[chosen][np.lexsort(x[chosen].T)])

@@ -6,7 +6,7 @@ activations of each unit group's score layer, extracted by one feature model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -121,7 +121,8 @@ def score_split(
 ) -> tuple[ScoreMap, ScoreMap]:
     """Scores the examples of ``target_classes`` and the rest separately, in one pass.
 
-    Memory holds two accumulators per weight, whatever the number of classes.
+    Memory holds two accumulators per weight, whatever the number of classes, and
+    at most one batch of each side's examples waiting to fill a batch.
     ``weights`` replaces the prunable weights as the weights scored.
 
     Returns:
@@ -132,13 +133,58 @@ def score_split(
     forget.reset(model, weights, objective)
     retain.reset(model, weights, objective)
     targets = np.asarray(list(target_classes))
+    sides = [(forget, _Pending()), (retain, _Pending())]
     with _progress(data, batch_size, f"scoring ({method.name})", verbose) as bar:
         for x, y in data.batches(batch_size):
             in_target = np.isin(y, targets)
-            forget.update(take(x, in_target), y[in_target])
-            retain.update(take(x, ~in_target), y[~in_target])
+            for (side, pending), chosen in zip(sides, (in_target, ~in_target)):
+                for part in pending.add(take(x, chosen), y[chosen], full=len(y)):
+                    side.update(*part)
             bar.update(1)
+    for side, pending in sides:
+        for part in pending.rest():
+            side.update(*part)
     return forget.result(), retain.result()
+
+
+class _Pending:
+    """One side's examples, set aside until they fill a batch.
+
+    Splitting each batch leaves small parts, a tenth of a batch for one class of
+    ten; scored as they come, each costs a whole call. At most one batch is held.
+    """
+
+    def __init__(self) -> None:
+        self._xs: list[Any] = []
+        self._ys: list[np.ndarray] = []
+        self._count = 0
+        self._full = 1
+
+    def add(self, x: Any, y: np.ndarray, full: int) -> Iterator[tuple[Any, np.ndarray]]:
+        """Keeps ``(x, y)``; yields whole batches while there are enough examples.
+
+        A whole batch is the largest batch split so far, ``full`` examples or more.
+        """
+        self._full = max(self._full, full)
+        if len(y):
+            self._xs.append(x)
+            self._ys.append(y)
+            self._count += len(y)
+        while self._count >= self._full:
+            yield self._cut(self._full)
+
+    def rest(self) -> Iterator[tuple[Any, np.ndarray]]:
+        """The examples left, as one short batch (if any)."""
+        if self._count:
+            yield self._cut(self._count)
+
+    def _cut(self, size: int) -> tuple[Any, np.ndarray]:
+        x = tf.nest.map_structure(lambda *a: np.concatenate(a), *self._xs)
+        y = np.concatenate(self._ys)
+        head = (take(x, slice(0, size)), y[:size])
+        self._xs, self._ys = [take(x, slice(size, None))], [y[size:]]
+        self._count = len(y) - size
+        return head
 
 
 def feature_model(graph: Graph, keys: Sequence[str]) -> Any:

@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from keras_forget import _keras, distribute
 from keras_forget.introspect.registry import PrunableWeight
-from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example
+from keras_forget.scores.per_example import MAX_ELEMENTS, reduce_per_example, summed_gradients
 
 #: Most activation floats one factored pass holds, tapped activations × (pseudo-outputs + 1):
 #: a batch that would hold more is scored in slices (exactly: the sums add over examples).
@@ -333,22 +333,17 @@ def _reduce(statistic: str, patches: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
     """``Σ_k Σ_n stat(G_nk)``: ``[inputs, outputs]``, or depthwise ``[taps, channels]``.
 
     Args:
-        statistic: one of :data:`STATISTICS`.
+        statistic: ``"square"`` or ``"abs"`` (a signed sum never reaches the factored
+            path: it is one ordinary backward pass, see :func:`gradient_sums`).
         patches: ``[batch, positions, inputs]`` (depthwise ``[..., taps, channels]``).
         deltas: ``[k, batch, positions, outputs]``.
     """
     if patches.shape.rank == 4:  # depthwise: G_nk[t, c] = Σ_p P_nptc δ_kpnc
-        if statistic == "sum":
-            return tf.einsum("bptc,kbpc->tc", patches, deltas)
         return _explicit(statistic, "bptc,bpc->btc", patches, deltas)
     if patches.shape[1] == 1:  # one position: closed forms, |a·δ| = |a|·|δ|
         a, d = patches[:, 0], deltas[:, :, 0]
-        if statistic == "sum":
-            return tf.matmul(a, tf.reduce_sum(d, axis=0), transpose_a=True)
         d = tf.reduce_sum(_transform(statistic, d), axis=0)
         return tf.matmul(_transform(statistic, a), d, transpose_a=True)
-    if statistic == "sum":
-        return tf.einsum("bpi,kbpo->io", patches, deltas)
     if statistic == "square" and _pairs_cheaper(patches.shape[1], deltas.shape[0]):
         return _pairs(patches, deltas)
     return _explicit(statistic, "bpi,bpo->bio", patches, deltas)
@@ -512,7 +507,8 @@ def gradient_sums(
         pseudo_of_inputs: the same from the inputs, ``(x, y) -> [batch(, k)]``,
             for the per-example path.
         outputs: ``k`` (1 for ``[batch]`` pseudo-outputs), to size chunks.
-        factored: use the factored path wherever it applies.
+        factored: use the factored path wherever it applies (a ``"sum"`` is one
+            backward pass either way).
         autograph: trace with AutoGraph, which user code may need (see
             :meth:`keras_forget.scores.objective.Objective.autograph`); our own
             traced code does not.
@@ -520,6 +516,9 @@ def gradient_sums(
     Returns:
         The function; its values are float64 arrays shaped like the weights.
     """
+    if statistic == "sum":  # the gradient of the sum: no per-example gradient needed
+        variables = {k: w.variable for k, w in weights.items()}
+        return summed_gradients(pseudo_of_inputs, variables, autograph=autograph)
     take = factored and pseudo_outputs is not None
     linears = _factorable(model, weights) if take else []
     nested = _nested(model, weights) if take else []
@@ -586,7 +585,7 @@ def _per_example_reduce(
 ) -> Callable[[str, tf.Tensor], tf.Tensor]:
     """The per-example path's reduction of ``[batch, (k,) *shape]`` gradients."""
     ranks = {k: len(v.shape) for k, v in rest.items()}
-    transform = {"square": tf.square, "abs": tf.abs, "sum": tf.identity}[statistic]
+    transform = {"square": tf.square, "abs": tf.abs}[statistic]
 
     def reduce(key: str, grads: tf.Tensor) -> tf.Tensor:
         lead = grads.shape.rank - ranks[key]

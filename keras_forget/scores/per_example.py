@@ -12,6 +12,8 @@ from keras_forget import distribute
 
 #: Most per-example gradient entries held at once (floats): ~128 MB.
 MAX_ELEMENTS = 2**25
+#: Batches a summed gradient runs eagerly before it is traced (see :func:`summed_gradients`).
+EAGER_CALLS = 4
 
 
 def chunk_size(batch: int, params: int, outputs: int = 1) -> int:
@@ -72,6 +74,57 @@ def reduce_per_example(
             for k, s in zip(keys, sums):
                 totals[k] = totals[k] + np.asarray(s, np.float64)
         return totals
+
+    return run
+
+
+def summed_gradients(
+    pseudo_outputs: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    variables: Mapping[str, Any],
+    autograph: bool = True,
+) -> Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
+    """Builds ``(x, y) -> {key: Σ_n ∂f_n/∂w}``: the signed sum needs no per-example gradient.
+
+    In inference mode no example's output depends on another's, so the sum of the
+    per-example gradients is the gradient of the summed outputs: one ordinary
+    backward pass per batch. Tracing that pass costs about as much as running it
+    eagerly ten times, so the first :data:`EAGER_CALLS` batches run eagerly and a
+    traced function serves the rest: the data to forget is often a few batches.
+
+    Args:
+        pseudo_outputs: ``(x, y) -> tensor [batch]`` or ``[batch, k]``; every entry is summed.
+        variables: ``{key: variable}`` to differentiate.
+        autograph: trace with AutoGraph (see :func:`keras_forget._keras.autograph`).
+
+    Returns:
+        ``f(x, y) -> {key: float64 numpy array shaped like the variable}``.
+    """
+    keys = list(variables)
+    var_list = [variables[k] for k in keys]
+
+    def total(x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(pseudo_outputs(x, y))
+        return tape.gradient(value, var_list, unconnected_gradients="zero")
+
+    compiled: list[Any] = []  # traced once, for any batch size, after EAGER_CALLS calls
+    calls = [0]
+
+    def run(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        calls[0] += 1
+        strategy = distribute.current()
+        if strategy is None and calls[0] <= EAGER_CALLS:
+            sums = total(tf.nest.map_structure(tf.constant, x), tf.constant(y))
+            return {k: np.asarray(s, np.float64) for k, s in zip(keys, sums)}
+        if not compiled:
+            compiled.append(
+                tf.function(total, input_signature=signature(x, y), autograph=autograph)
+            )
+        if strategy is None:
+            sums = compiled[0](tf.nest.map_structure(tf.constant, x), tf.constant(y))
+        else:
+            sums = distribute.replica_sums(strategy, compiled[0], x, np.asarray(y))
+        return {k: np.asarray(s, np.float64) for k, s in zip(keys, sums)}
 
     return run
 
