@@ -216,19 +216,35 @@ def _goal(job: Job, search: Data, forget: Data | None, scored: Data) -> Callable
     return unrecognisable
 
 
-def _forgets(model: Any, goal: Callable[[Any], bool], variables_of: Callable) -> Callable:
-    """``MaskMap -> bool``: whether a working copy of ``model`` with these masks meets ``goal``."""
-    work = _keras.clone(model)
-    variables = variables_of(work)
-    original = {k: v.numpy() for k, v in variables.items()}
+class _Trials:
+    """A working copy of a model on which masks are tried (``amount="auto"``).
 
-    def forgets(masks: MaskMap) -> bool:
-        for key, value in original.items():
+    Args:
+        model: the model (not changed).
+        goal: ``model -> bool``, whether a masked copy has forgotten.
+        variables_of: ``model -> {key: variable}``, the variables masks apply to.
+    """
+
+    def __init__(self, model: Any, goal: Callable[[Any], bool], variables_of: Callable) -> None:
+        self.model = _keras.clone(model)
+        self._goal = goal
+        self._variables = variables_of(self.model)
+        self._original = {k: v.numpy() for k, v in self._variables.items()}
+
+    def __call__(self, masks: MaskMap) -> bool:
+        """Whether the copy with these masks meets the goal."""
+        self._set(masks)
+        return self._goal(self.model)
+
+    def unmasked(self) -> Any:
+        """The copy with the original's weights back: a copy to edit for the result."""
+        self._set({})
+        return self.model
+
+    def _set(self, masks: MaskMap) -> None:
+        for key, value in self._original.items():
             mask = masks.get(key)
-            variables[key].assign(value if mask is None else value * mask)
-        return goal(work)
-
-    return forgets
+            self._variables[key].assign(value if mask is None else value * mask)
 
 
 def _prunable_variables(model: Any) -> dict[str, Any]:
@@ -243,7 +259,10 @@ def _choose(
     search: Data | None = None,
     forget: Data | None = None,
 ) -> tuple:
-    """``(amount, weight masks, unit masks or None, reached)`` for the job."""
+    """``(amount, weight masks, unit masks or None, reached, copy)`` for the job.
+
+    ``copy``: an unedited copy of ``model`` that the search worked on, or None.
+    """
     if graph is None:
         masks_for = _weight_masks_for(model, job, data, forget)
         to_weights, variables_of = (lambda m: m), _prunable_variables
@@ -252,15 +271,16 @@ def _choose(
         to_weights, variables_of = (lambda u: structured.weight_masks(graph, u)), all_weights
     if job.amount != "auto":
         chosen = masks_for(job.amount)
-        return job.amount, to_weights(chosen), None if graph is None else chosen, None
-    forgets = _forgets(model, _goal(job, search, forget, data), variables_of)
+        return job.amount, to_weights(chosen), None if graph is None else chosen, None, None
+    trials = _Trials(model, _goal(job, search, forget, data), variables_of)
     amount, chosen, reached = amount_search.search(
         masks_for,
-        lambda m: forgets(to_weights(m)),
+        lambda m: trials(to_weights(m)),
         amount_search.grid_for(job.granularity),
         hint=_weight_level_hint(job) if graph is not None else "",
     )
-    return amount, to_weights(chosen), None if graph is None else chosen, reached
+    units = None if graph is None else chosen
+    return amount, to_weights(chosen), units, reached, trials.unmasked()
 
 
 #: Retain accuracy lost to unit-level forgetting above which the report names the weight call.
@@ -311,8 +331,12 @@ def _edit(
     masks: MaskMap,
     units: MaskMap | None,
     graph: Graph | None,
+    copy: Any = None,
 ) -> Any:
+    """The edited model; ``copy``, an unedited copy of ``model``, is edited in place if given."""
     if graph is None:
+        if copy is not None:
+            return masking.mask_model(copy, masks, inplace=True)
         return masking.mask_model(model, masks)
     if job.shrink:
         sample = None if data is None else data.first(32)
@@ -357,14 +381,14 @@ def run(
     start = time.perf_counter()
     graph = Graph(model) if job.granularity == "unit" else None
     search = data if search is None else search
-    source = model
+    source, copy = model, None
     if isinstance(job.method, obs.OBS):  # chooses the weights and updates the kept ones
         (source, masks), amount, units, reached = _surgeon(model, job, data), job.amount, None, None
     else:
-        amount, masks, units, reached = _choose(model, job, data, graph, search, forget)
+        amount, masks, units, reached, copy = _choose(model, job, data, graph, search, forget)
     seconds["scoring"] = time.perf_counter() - start
     tick = time.perf_counter()
-    edited = _edit(source, job, data, masks, units, graph)
+    edited = _edit(source, job, data, masks, units, graph, copy)
     seconds["masking"] = time.perf_counter() - tick
 
     def measure(m: Any) -> Evaluation | None:
