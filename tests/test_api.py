@@ -30,6 +30,10 @@ def test_forgotten_class_accuracy_falls_others_hold(flavor, digits, request):
     for a, b in zip(original, model.get_weights()):
         np.testing.assert_array_equal(a, b)  # the caller's model is untouched
     assert result.model is not model
+    kept, edited = prunable_weights(model), prunable_weights(result.model)
+    for key, mask in result.masks.items():  # the original's weights, only the chosen ones zeroed
+        want = kept[key].variable.numpy() * mask
+        np.testing.assert_array_equal(edited[key].variable.numpy(), want)
 
 
 @pytest.mark.parametrize("flavor", ["keras3", "tf_keras"])
