@@ -74,14 +74,24 @@ def test_factored_scores_equal_per_example_gradients(flavor, make, batch):
         np.testing.assert_allclose(fast[key], slow[key], rtol=0, atol=1e-5 * scale, err_msg=key)
 
 
+def _embedded(km):
+    """Tokens through an Embedding (its gradient is IndexedSlices) to a softmax."""
+    inp = km.Input((6,), dtype="int32")
+    h = km.layers.Flatten()(km.layers.Embedding(20, 4)(inp))
+    return km.Model(inp, km.layers.Dense(3, activation="softmax")(h))
+
+
 @pytest.mark.parametrize("flavor", FLAVORS)
+@pytest.mark.parametrize("kind", ["layers", "embedding"])
 def test_a_signed_sum_is_the_sum_of_per_example_gradients_eager_then_traced(
-    flavor, batch, monkeypatch
+    flavor, kind, batch, monkeypatch
 ):
     km = FLAVORS[flavor]
     km.utils.set_random_seed(0)
-    model = _zoo(km)
+    model = _zoo(km) if kind == "layers" else _embedded(km)
     x, y = batch
+    if kind == "embedding":
+        x = np.random.default_rng(1).integers(0, 20, (len(y), 6)).astype("int32")
     weights = prunable_weights(model)
     objective = Objective(from_logits=False)
     variables = {k: w.variable for k, w in weights.items()}

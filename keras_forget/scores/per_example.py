@@ -105,7 +105,8 @@ def summed_gradients(
     def total(x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
         with tf.GradientTape() as tape:
             value = tf.reduce_sum(pseudo_outputs(x, y))
-        return tape.gradient(value, var_list, unconnected_gradients="zero")
+        grads = tape.gradient(value, var_list, unconnected_gradients="zero")
+        return [tf.convert_to_tensor(g) for g in grads]  # an embedding's rows: IndexedSlices
 
     compiled: list[Any] = []  # traced once, for any batch size, after EAGER_CALLS calls
     calls = [0]
